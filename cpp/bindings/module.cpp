@@ -1,0 +1,75 @@
+// fastrnn._core: the native module. Each cell kind binds itself; this file gathers them and
+// adds the thread controls and the kernel test hooks.
+#include "stack_binding.h"
+
+namespace fastrnn {
+void bind_rnn(py::module_& m);
+void bind_lstm(py::module_& m);
+void bind_gru(py::module_& m);
+
+namespace {
+
+template <class T> const KernelTable<T>& table_for(const std::string& isa) { return kernels<T>(parse_isa(isa)); }
+
+// Test hooks: run one variant's vectorised activation or packed product on arrays.
+template <class T> py::array_t<T> activation(const std::string& which, py::array_t<T, py::array::c_style | py::array::forcecast> x,
+                                             const std::string& isa) {
+    static const char* const names[] = {"sigmoid", "tanh", "exp", "expm1"};
+    int index = -1;
+    for (int i = 0; i < 4; ++i)
+        if (which == names[i]) index = i;
+    if (index < 0) throw py::value_error("which: expected sigmoid, tanh, exp or expm1, got '" + which + "'");
+    py::array_t<T> out(x.size());
+    const KernelTable<T>& table = table_for<T>(isa);
+    const T* in = x.data();
+    T* result = out.mutable_data();
+    const Index count = x.size();
+    {
+        py::gil_scoped_release release;
+        table.activation(index, in, result, count);
+    }
+    return out;
+}
+
+template <class T> py::array_t<T> matmul(py::array_t<T, py::array::c_style | py::array::forcecast> a,
+                                         py::array_t<T, py::array::c_style | py::array::forcecast> b,
+                                         const std::string& isa, int threads) {
+    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
+        throw py::value_error("matmul: expected a (M, K) and b (K, N), got " + shape_text(a) + " and " + shape_text(b));
+    if (threads < 1) throw py::value_error("threads: expected a positive integer");
+    const Index m = a.shape(0), k = a.shape(1), n = b.shape(1);
+    py::array_t<T> c({m, n});
+    const KernelTable<T>& table = table_for<T>(isa);
+    T* out = c.mutable_data();
+    {
+        py::gil_scoped_release release;
+        table.matmul(out, a.data(), b.data(), m, n, k, threads);
+    }
+    return c;
+}
+
+}  // namespace
+}  // namespace fastrnn
+
+PYBIND11_MODULE(_core, m) {
+    using namespace fastrnn;
+    m.doc() = "fastrnn native kernels";
+    bind_rnn(m);
+    bind_lstm(m);
+    bind_gru(m);
+    m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+    m.def(
+        "set_num_threads",
+        [](int threads) {
+            if (threads < 1) throw py::value_error("threads: expected a positive integer, got " + std::to_string(threads));
+            set_num_threads(threads);
+        },
+        py::arg("threads"), "Set the number of threads the kernels may use.");
+    m.def("kernel_isa", [] { return std::string(isa_name(best_isa())); },
+          "The instruction set of the kernels in use: 'avx2' or 'portable' (FASTRNN_ISA=portable forces the latter).");
+    m.def("isa_available", [](const std::string& isa) { return isa == "portable" || (isa == "avx2" && isa_available(Isa::avx2)); });
+    m.def("activation_float32", &activation<float>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
+    m.def("activation_float64", &activation<double>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
+    m.def("matmul_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
+    m.def("matmul_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
+}

@@ -1,0 +1,324 @@
+// NativeStack: argument checks, layout conversion and the GIL-free kernel call.
+#include "stack_binding.h"
+
+#include <stdexcept>
+
+namespace fastrnn {
+
+std::string shape_text(const std::vector<Index>& shape) {
+    std::ostringstream text;
+    text << "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) text << (i ? ", " : "") << shape[i];
+    text << (shape.size() == 1 ? ",)" : ")");
+    return text.str();
+}
+
+std::string shape_text(const py::array& array) {
+    return shape_text(std::vector<Index>(array.shape(), array.shape() + array.ndim()));
+}
+
+std::string type_text(const py::handle& object) {
+    return py::str(py::type::handle_of(object).attr("__name__"));
+}
+
+Isa parse_isa(const std::string& name) {
+    if (name == "auto") return best_isa();
+    if (name == "portable") return Isa::portable;
+    if (name == "avx2") {
+        if (!isa_available(Isa::avx2)) throw py::value_error("isa: this CPU does not support avx2+fma");
+        return Isa::avx2;
+    }
+    throw py::value_error("isa: expected 'auto', 'portable' or 'avx2', got '" + name + "'");
+}
+
+void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
+                     std::size_t value_size) {
+    const std::size_t row = static_cast<std::size_t>(features) * value_size;
+    auto* out = static_cast<char*>(destination);
+    const auto* in = static_cast<const char*>(source);
+    for (Index i = 0; i < first; ++i)
+        for (Index j = 0; j < second; ++j)
+            std::memcpy(out + (j * first + i) * row, in + (i * second + j) * row, row);
+}
+
+StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
+                        bool bidirectional) {
+    auto positive = [](Index value, const char* name) {
+        if (value < 1) throw py::value_error(std::string(name) + ": expected a positive integer, got " + std::to_string(value));
+    };
+    positive(input_size, "input_size");
+    positive(hidden_size, "hidden_size");
+    positive(num_layers, "num_layers");
+    StackConfig config{};
+    config.kind = kind;
+    config.relu = false;
+    config.linear_before_reset = true;
+    config.has_bias = bias;
+    config.input_size = input_size;
+    config.hidden_size = hidden_size;
+    config.num_layers = num_layers;
+    config.directions = bidirectional ? 2 : 1;
+    return config;
+}
+
+namespace {
+
+// A floating-point array of any layout as a C-contiguous array of T (converted if needed).
+template <class T>
+py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::object& object,
+                                                                      const std::string& name) {
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(name + ": expected a numpy.ndarray, got " + type_text(object));
+    const py::array array = py::reinterpret_borrow<py::array>(object);
+    if (array.dtype().kind() != 'f')
+        throw py::type_error(name + ": expected a floating-point array, got dtype " + std::string(py::str(array.dtype())));
+    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(array);
+}
+
+template <class A> auto* data_or_null(const std::optional<A>& array) {
+    return array ? array->data() : nullptr;
+}
+
+}  // namespace
+
+template <class T>
+NativeStack<T>::NativeStack(const StackConfig& config, const std::string& isa)
+    : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {}
+
+template <class T>
+std::vector<Index> NativeStack<T>::sequence_shape(const Shape& shape, Index features) const {
+    if (!shape.batched) return {shape.steps, features};
+    if (shape.batch_first) return {shape.batch, shape.steps, features};
+    return {shape.steps, shape.batch, features};
+}
+
+template <class T> std::vector<Index> NativeStack<T>::state_shape(const Shape& shape) const {
+    if (!shape.batched) return {states(), config_.hidden_size};
+    return {states(), shape.batch, config_.hidden_size};
+}
+
+template <class T>
+const T* NativeStack<T>::flat_parameters(const py::object& object, const char* name, bool writeable) const {
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(std::string(name) + ": expected the layer's flat " + std::string(py::str(py::dtype::of<T>())) +
+                             " parameter buffer");
+    const py::array array = py::reinterpret_borrow<py::array>(object);
+    if (!array.dtype().is(py::dtype::of<T>()) || array.ndim() != 1 || array.shape(0) != param_count(config_) ||
+        !(array.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + ": expected a contiguous " + std::string(py::str(py::dtype::of<T>())) +
+                              " array of shape " + shape_text({param_count(config_)}) + ", got " +
+                              std::string(py::str(array.dtype())) + " " + shape_text(array));
+    if (writeable && !array.writeable()) throw py::value_error(std::string(name) + ": the array is read-only");
+    return static_cast<const T*>(array.data());
+}
+
+template <class T>
+typename NativeStack<T>::Array NativeStack<T>::state_array(const py::object& object, const std::string& name,
+                                                           const Shape& shape) const {
+    Array array = float_array<T>(object, name);
+    const std::vector<Index> expected = state_shape(shape);
+    if (std::vector<Index>(array.shape(), array.shape() + array.ndim()) != expected)
+        throw py::value_error(name + ": expected shape " + shape_text(expected) +
+                              " (num_layers * num_directions, " + (shape.batched ? "batch, " : "") +
+                              "hidden_size), got " + shape_text(array));
+    return array;
+}
+
+template <class T>
+void NativeStack<T>::parse_state(const py::object& state, const char* name, const Shape& shape,
+                                 std::optional<Array>& h, std::optional<Array>& c) const {
+    if (state.is_none()) return;
+    if (config_.kind == CellKind::lstm) {
+        if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
+            throw py::type_error(std::string(name) + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
+        const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
+        if (pair.size() != 2)
+            throw py::value_error(std::string(name) + ": expected a tuple (h, c) of 2 arrays, got " +
+                                  std::to_string(pair.size()) + " items");
+        h = state_array(pair[0], std::string(name) + "[0] (h)", shape);
+        c = state_array(pair[1], std::string(name) + "[1] (c)", shape);
+    } else {
+        if (!py::isinstance<py::array>(state))
+            throw py::type_error(std::string(name) + ": expected an array h of shape " + shape_text(state_shape(shape)) +
+                                 ", got " + type_text(state));
+        h = state_array(state, name, shape);
+    }
+}
+
+template <class T> py::object NativeStack<T>::make_state(const Array& h, const std::optional<Array>& c) const {
+    if (c) return py::make_tuple(h, *c);
+    return h;
+}
+
+template <class T>
+py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state,
+                                  const py::object& lengths_object, bool training, bool batch_first, double dropout,
+                                  std::uint64_t dropout_seed) {
+    const T* parameters = flat_parameters(weights, "weights", false);
+    Array x = float_array<T>(x_object, "x");
+    const Index input_size = config_.input_size;
+    if (x.ndim() != 2 && x.ndim() != 3)
+        throw py::value_error("x: expected a 3-D array " +
+                              std::string(batch_first ? "(batch, seq_len, " : "(seq_len, batch, ") + "input_size=" +
+                              std::to_string(input_size) + ") or an unbatched (seq_len, input_size=" +
+                              std::to_string(input_size) + "), got shape " + shape_text(x));
+    Shape shape{};
+    shape.batched = x.ndim() == 3;
+    shape.batch_first = shape.batched && batch_first;
+    shape.steps = shape.batched ? x.shape(batch_first ? 1 : 0) : x.shape(0);
+    shape.batch = shape.batched ? x.shape(batch_first ? 0 : 1) : 1;
+    if (x.shape(x.ndim() - 1) != input_size)
+        throw py::value_error("x: expected input_size=" + std::to_string(input_size) + " features in the last axis, got shape " +
+                              shape_text(x));
+    if (shape.steps < 1) throw py::value_error("x: expected at least one time step, got shape " + shape_text(x));
+    if (shape.batch < 1) throw py::value_error("x: expected at least one sequence, got shape " + shape_text(x));
+    std::optional<Array> h0, c0;
+    parse_state(state, "state", shape, h0, c0);
+    std::optional<Lengths> lengths;
+    if (!lengths_object.is_none()) {
+        const py::array raw = py::array::ensure(lengths_object);
+        if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
+            throw py::type_error("lengths: expected an integer array of shape " + shape_text({shape.batch}) + ", got " +
+                                 (raw ? "dtype " + std::string(py::str(raw.dtype())) : type_text(lengths_object)));
+        lengths = Lengths::ensure(raw);
+        if (lengths->ndim() != 1 || lengths->shape(0) != shape.batch)
+            throw py::value_error("lengths: expected shape " + shape_text({shape.batch}) + ", got " + shape_text(*lengths));
+        for (Index b = 0; b < shape.batch; ++b) {
+            const std::int64_t length = lengths->at(b);
+            if (length < 1 || length > shape.steps)
+                throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
+                                      std::to_string(length) + " at index " + std::to_string(b));
+        }
+    }
+    if (!(dropout >= 0 && dropout < 1))
+        throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
+
+    BusyGuard busy(busy_);
+    const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
+    Array x_time_major = shape.batch_first ? Array({T_, B, input_size}) : x;
+    Array y(sequence_shape(shape, DH));
+    Array hn(state_shape(shape));
+    std::optional<Array> cn;
+    if (config_.kind == CellKind::lstm) cn.emplace(state_shape(shape));
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+
+    ForwardArgs<T> args{};
+    args.config = config_;
+    args.steps = T_;
+    args.batch = B;
+    args.weights = parameters;
+    args.x = x_time_major.data();
+    args.h0 = data_or_null(h0);
+    args.c0 = data_or_null(c0);
+    args.lengths = data_or_null(lengths);
+    args.y = shape.batch_first ? staging_.reserve(T_ * B * DH) : y.mutable_data();
+    args.hn = hn.mutable_data();
+    args.cn = cn ? cn->mutable_data() : nullptr;
+    args.training = training;
+    args.dropout = dropout;
+    args.dropout_seed = dropout_seed;
+    args.stored = training ? stored_.reserve(kernels_->stored_size(config_, T_, B)) : nullptr;
+    args.scratch = scratch_.reserve(kernels_->forward_scratch_size(config_, T_, B, training, threads));
+    args.threads = threads;
+    T* x_staged = x_time_major.mutable_data();
+    T* y_out = y.mutable_data();
+    {
+        py::gil_scoped_release release;
+        if (shape.batch_first) swap_time_batch(x_staged, x.data(), B, T_, input_size, sizeof(T));
+        kernels_->forward(args);
+        if (shape.batch_first) swap_time_batch(y_out, args.y, T_, B, DH, sizeof(T));
+    }
+    if (training) {
+        has_forward_ = true;
+        forward_shape_ = shape;
+        forward_input_ = x_time_major;
+        forward_lengths_ = lengths;
+        dropout_ = dropout;
+        dropout_seed_ = dropout_seed;
+    }
+    return py::make_tuple(y, make_state(hn, cn));
+}
+
+template <class T>
+py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object, const py::object& dy_object,
+                                   const py::object& dstate, bool input_gradient) {
+    if (!has_forward_)
+        throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
+                              "first (each forward supports one backward)");
+    const T* parameters = flat_parameters(weights, "weights", false);
+    T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
+    const Shape shape = forward_shape_;
+    const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
+    Array dy = float_array<T>(dy_object, "dy");
+    const std::vector<Index> y_shape = sequence_shape(shape, DH);
+    if (std::vector<Index>(dy.shape(), dy.shape() + dy.ndim()) != y_shape)
+        throw py::value_error("dy: expected the shape of the forward's output " + shape_text(y_shape) + ", got " +
+                              shape_text(dy));
+    std::optional<Array> dhn, dcn;
+    parse_state(dstate, "dstate", shape, dhn, dcn);
+
+    BusyGuard busy(busy_);
+    const Index input_size = config_.input_size;
+    std::optional<Array> dx, dc0;
+    if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
+    Array dh0(state_shape(shape));
+    if (config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+
+    BackwardArgs<T> args{};
+    args.config = config_;
+    args.steps = T_;
+    args.batch = B;
+    args.weights = parameters;
+    args.grads = grads;
+    args.x = forward_input_->data();
+    args.lengths = data_or_null(forward_lengths_);
+    const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
+    T* staging = staging_.reserve(staged_dy + (shape.batch_first && input_gradient ? T_ * B * input_size : 0));
+    args.dy = shape.batch_first ? staging : dy.data();
+    args.dhn = data_or_null(dhn);
+    args.dcn = data_or_null(dcn);
+    args.dx = !dx ? nullptr : shape.batch_first ? staging + staged_dy : dx->mutable_data();
+    args.dh0 = dh0.mutable_data();
+    args.dc0 = dc0 ? dc0->mutable_data() : nullptr;
+    args.dropout = dropout_;
+    args.dropout_seed = dropout_seed_;
+    args.stored = stored_.reserve(kernels_->stored_size(config_, T_, B));
+    args.scratch = scratch_.reserve(kernels_->backward_scratch_size(config_, T_, B, threads));
+    args.threads = threads;
+    has_forward_ = false;   // backward overwrites the stored activations
+    T* dx_out = dx ? dx->mutable_data() : nullptr;
+    {
+        py::gil_scoped_release release;
+        if (shape.batch_first) swap_time_batch(staging, dy.data(), B, T_, DH, sizeof(T));
+        kernels_->backward(args);
+        if (shape.batch_first && dx_out) swap_time_batch(dx_out, args.dx, T_, B, input_size, sizeof(T));
+    }
+    forward_input_.reset();
+    forward_lengths_.reset();
+    return py::make_tuple(dx ? py::object(*dx) : py::none(), make_state(dh0, dc0));
+}
+
+template <class T> py::list NativeStack<T>::parameter_layout() const {
+    py::list layout;
+    const Index H = config_.hidden_size, GH = config_.gates() * H;
+    for (Index layer = 0; layer < config_.num_layers; ++layer) {
+        for (Index direction = 0; direction < config_.directions; ++direction) {
+            const ParamOffsets o = param_offsets(config_, layer, direction);
+            const std::string suffix = "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
+            const Index input_size = config_.layer_input_size(layer);
+            layout.append(py::make_tuple("weight_ih" + suffix, o.weight_ih, py::make_tuple(GH, input_size)));
+            layout.append(py::make_tuple("weight_hh" + suffix, o.weight_hh, py::make_tuple(GH, H)));
+            if (config_.has_bias) {
+                layout.append(py::make_tuple("bias_ih" + suffix, o.bias_ih, py::make_tuple(GH)));
+                layout.append(py::make_tuple("bias_hh" + suffix, o.bias_hh, py::make_tuple(GH)));
+            }
+        }
+    }
+    return layout;
+}
+
+template class NativeStack<float>;
+template class NativeStack<double>;
+
+}  // namespace fastrnn

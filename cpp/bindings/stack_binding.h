@@ -1,0 +1,140 @@
+// The Python face of one stacked recurrent layer: checks every argument (so the kernels never
+// see a bad shape), converts layouts, releases the GIL and calls the kernels. No math here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fastrnn/kernels.h"
+#include "fastrnn/threads.h"
+
+namespace fastrnn {
+namespace py = pybind11;
+
+std::string shape_text(const std::vector<Index>& shape);
+std::string shape_text(const py::array& array);
+std::string type_text(const py::handle& object);
+Isa parse_isa(const std::string& name);
+// (T, B, F) <-> (B, T, F) for contiguous arrays of `value_size`-byte values.
+void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
+                     std::size_t value_size);
+
+// A 64-byte aligned buffer that only grows.
+template <class T> class Workspace {
+public:
+    T* reserve(Index count) {
+        if (count > capacity_) {
+            data_.reset(static_cast<T*>(::operator new(static_cast<std::size_t>(count) * sizeof(T),
+                                                       std::align_val_t(64))));
+            capacity_ = count;
+        }
+        return data_.get();
+    }
+    void release() {
+        data_.reset();
+        capacity_ = 0;
+    }
+
+private:
+    struct Free {
+        void operator()(T* p) const { ::operator delete(p, std::align_val_t(64)); }
+    };
+    std::unique_ptr<T, Free> data_;
+    Index capacity_ = 0;
+};
+
+template <class T> class NativeStack {
+public:
+    using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+    using Lengths = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+    NativeStack(const StackConfig& config, const std::string& isa);
+
+    // -> (y, state_n). x is (T, B, input_size), (B, T, input_size) with batch_first, or an
+    // unbatched (T, input_size); state is None, h0, or for LSTM (h0, c0).
+    py::tuple forward(const py::object& weights, const py::object& x, const py::object& state,
+                      const py::object& lengths, bool training, bool batch_first, double dropout,
+                      std::uint64_t dropout_seed);
+    // -> (dx or None, dstate0); adds the parameter gradients into grads.
+    py::tuple backward(const py::object& weights, const py::object& grads, const py::object& dy,
+                       const py::object& dstate, bool input_gradient);
+    // Forget the last training-mode forward: a later backward raises.
+    void discard() { has_forward_ = false; }
+    // [(name, offset, shape)] of the flat parameter buffer, in PyTorch's order.
+    py::list parameter_layout() const;
+    Index parameter_count() const { return param_count(config_); }
+    std::string isa() const { return isa_name(kernels_->isa); }
+
+private:
+    struct Shape {
+        Index steps, batch;
+        bool batched, batch_first;
+    };
+    StackConfig config_;
+    const KernelTable<T>* kernels_;
+    Workspace<T> stored_, scratch_, staging_;
+    bool busy_ = false;
+    // The last training-mode forward, which backward differentiates.
+    bool has_forward_ = false;
+    Shape forward_shape_{};
+    std::optional<Array> forward_input_;       // time-major x
+    std::optional<Lengths> forward_lengths_;
+    double dropout_ = 0;
+    std::uint64_t dropout_seed_ = 0;
+
+    Index states() const { return config_.num_layers * config_.directions; }
+    std::vector<Index> sequence_shape(const Shape& shape, Index features) const;
+    std::vector<Index> state_shape(const Shape& shape) const;
+    const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
+    Array state_array(const py::object& object, const std::string& name, const Shape& shape) const;
+    void parse_state(const py::object& state, const char* name, const Shape& shape, std::optional<Array>& h,
+                     std::optional<Array>& c) const;
+    py::object make_state(const Array& h, const std::optional<Array>& c) const;
+
+    // Sets busy_ while a call runs without the GIL, so a second thread gets an error, not a race.
+    struct BusyGuard {
+        bool& flag;
+        explicit BusyGuard(bool& f) : flag(f) {
+            if (flag) throw std::runtime_error("this layer is already running a forward/backward in another thread");
+            flag = true;
+        }
+        ~BusyGuard() { flag = false; }
+    };
+};
+
+extern template class NativeStack<float>;
+extern template class NativeStack<double>;
+
+// The Python type of one cell kind's stack (pybind11 registers each C++ type once).
+template <class T, CellKind Kind> struct CellStack : NativeStack<T> {
+    using NativeStack<T>::NativeStack;
+};
+
+// Registers a cell stack's methods as class `name`; the cell's bind_*.cpp adds the constructor.
+template <class T, CellKind Kind> py::class_<CellStack<T, Kind>> bind_stack_class(py::module_& m, const char* name) {
+    using Stack = NativeStack<T>;
+    return py::class_<CellStack<T, Kind>>(m, name)
+        .def("forward", &Stack::forward, py::arg("weights"), py::arg("x"), py::arg("state"), py::arg("lengths"),
+             py::arg("training"), py::arg("batch_first"), py::arg("dropout"), py::arg("dropout_seed"))
+        .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
+             py::arg("input_gradient"))
+        .def("discard", &Stack::discard)
+        .def("parameter_layout", &Stack::parameter_layout)
+        .def_property_readonly("parameter_count", &Stack::parameter_count)
+        .def_property_readonly("isa", &Stack::isa);
+}
+
+// A configuration with its sizes checked.
+StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
+                        bool bidirectional);
+
+}  // namespace fastrnn

@@ -1,0 +1,50 @@
+// Conventions every fastrnn kernel follows, stated once.
+//
+// - Matrices are row-major; sequences are time-major [T, B, features] inside the kernels.
+// - Argument order: outputs, then inputs, then sizes.
+// - Backward functions ADD into parameter gradients; callers zero them first.
+// - Pointer parameters document their shape as [rows, cols]; unless a comment says so,
+//   no output may alias an input.
+// - Kernels do not validate: the bindings check every shape before calling them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fastrnn {
+
+using Index = std::ptrdiff_t;
+
+enum class CellKind : int { rnn, lstm, gru };
+
+// Instruction sets a kernel variant is compiled for.
+enum class Isa : int { portable = 0, avx2 = 1 };
+
+// Everything that fixes the shape of a stacked, possibly bidirectional recurrent layer.
+// Only plain data and out-of-line functions live in this header: it is shared by the
+// per-instruction-set kernel translation units, which must not share inline code.
+struct StackConfig {
+    CellKind kind;
+    bool relu;                   // rnn only: relu instead of tanh
+    bool linear_before_reset;    // gru only: PyTorch/cuDNN formulation
+    bool has_bias;
+    Index input_size;
+    Index hidden_size;
+    Index num_layers;
+    Index directions;            // 1 or 2
+
+    Index gates() const;                       // G: 1 rnn, 4 lstm, 3 gru
+    Index layer_input_size(Index layer) const; // input_size for layer 0, else D*H
+};
+
+// Offsets of one layer-direction's tensors inside the flat parameter buffer. The buffer holds,
+// for each layer then direction, weight_ih [G*H, in], weight_hh [G*H, H], then (with bias)
+// bias_ih [G*H] and bias_hh [G*H]: PyTorch's order and shapes.
+struct ParamOffsets {
+    Index weight_ih, weight_hh, bias_ih, bias_hh;   // bias offsets are -1 without bias
+};
+
+ParamOffsets param_offsets(const StackConfig& config, Index layer, Index direction);
+Index param_count(const StackConfig& config);
+
+}  // namespace fastrnn

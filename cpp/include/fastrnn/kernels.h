@@ -1,0 +1,75 @@
+// The interface between the bindings and the kernels: argument structs and the table of entry
+// points each instruction-set variant provides. Plain aggregates only (no default member
+// initialisers, hence no inline constructors), shared by all variants; value-initialise them.
+#pragma once
+
+#include "fastrnn/common.h"
+
+namespace fastrnn {
+
+template <class T> struct ForwardArgs {
+    StackConfig config;
+    Index steps, batch;
+    const T* weights;             // flat parameters, see param_offsets()
+    const T* x;                   // [T, B, input_size]
+    const T* h0;                  // [L*D, B, H] or null: zeros
+    const T* c0;                  // lstm: [L*D, B, H] or null: zeros
+    const std::int64_t* lengths;  // [B], each in [1, T], or null: all T
+    T* y;                         // [T, B, D*H]
+    T* hn;                        // [L*D, B, H]
+    T* cn;                        // lstm: [L*D, B, H]
+    bool training;                  // keep activations in `stored` for backward
+    double dropout;                     // training: drop probability between layers
+    std::uint64_t dropout_seed;
+    T* stored;                    // training: stored_size() values
+    T* scratch;                   // forward_scratch_size() values
+    int threads;
+};
+
+// Backward through the last training-mode forward, whose `stored` activations it consumes.
+template <class T> struct BackwardArgs {
+    StackConfig config;
+    Index steps, batch;
+    const T* weights;
+    T* grads;                     // flat, same layout as weights; ADDED into
+    const T* x;                   // the forward's x [T, B, input_size]
+    const std::int64_t* lengths;  // the forward's lengths or null
+    const T* dy;                  // [T, B, D*H]
+    const T* dhn;                 // [L*D, B, H] or null: zeros
+    const T* dcn;                 // lstm: [L*D, B, H] or null: zeros
+    T* dx;                        // [T, B, input_size] or null: not needed
+    T* dh0;                       // [L*D, B, H]
+    T* dc0;                       // lstm: [L*D, B, H]
+    double dropout;                     // the forward's dropout and seed
+    std::uint64_t dropout_seed;
+    T* stored;                    // written by the forward; overwritten here
+    T* scratch;                   // backward_scratch_size() values
+    int threads;
+};
+
+// Entry points of one instruction-set variant for one floating-point type.
+template <class T> struct KernelTable {
+    Isa isa;
+    // Threads worth using for a call of this shape, at most `available`.
+    int (*useful_threads)(const StackConfig& config, Index steps, Index batch, int available);
+    Index (*stored_size)(const StackConfig& config, Index steps, Index batch);
+    Index (*forward_scratch_size)(const StackConfig& config, Index steps, Index batch, bool training,
+                                  int threads);
+    Index (*backward_scratch_size)(const StackConfig& config, Index steps, Index batch, int threads);
+    void (*forward)(const ForwardArgs<T>& args);
+    void (*backward)(const BackwardArgs<T>& args);
+
+    // For tests: the vectorised activations (0 sigmoid, 1 tanh, 2 exp, 3 expm1) and the packed
+    // matrix product c[M, N] = a[M, K] * b[K, N] on `threads` threads, all row-major.
+    void (*activation)(int which, const T* x, T* out, Index count);
+    void (*matmul)(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads);
+};
+
+// The variant for `isa` (which must be available), and the best available one unless the
+// environment variable FASTRNN_ISA=portable asks for the portable variant.
+template <class T> const KernelTable<T>& kernels(Isa isa);
+Isa best_isa();
+bool isa_available(Isa isa);
+const char* isa_name(Isa isa);
+
+}  // namespace fastrnn

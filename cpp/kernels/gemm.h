@@ -1,0 +1,232 @@
+// Packed matrix product for the recurrent kernels: C (+)= A * B with B packed into panels of
+// kPanelWidth columns, a register-blocked micro-kernel of kTileRows x kPanelWidth, and cache
+// blocking (kDepthBlock for L1, kRowBlock for L2).
+//
+// Packed B layout: panel p holds columns [p*kPanelWidth, (p+1)*kPanelWidth) as `depth` rows
+// of kPanelWidth contiguous values; panels follow each other; lanes past the last column
+// are zero. Weights are packed once per forward/backward call, never per time step.
+//
+// Included inside namespace fastrnn::<isa> after simd.h.
+
+#if defined(__AVX2__)
+constexpr int kTileRows = 6;       // 12 accumulators + 2 panel vectors + 1 broadcast
+#else
+constexpr int kTileRows = 4;       // 16 vector registers without FMA
+#endif
+
+template <class T> constexpr int panel_width() { return 2 * Simd<T>::lanes; }
+template <class T> constexpr Index depth_block() { return 256; }
+// Rows of A kept in L2 while every panel of B passes through L1.
+template <class T> constexpr Index row_block() {
+    return (Index(128 * 1024) / (depth_block<T>() * Index(sizeof(T)))) / kTileRows * kTileRows;
+}
+
+template <class T> inline Index panel_count(Index columns) {
+    return (columns + panel_width<T>() - 1) / panel_width<T>();
+}
+
+// A strided read-only matrix: element (i, j) at data[i * row_stride + j * col_stride].
+template <class T> struct MatrixView {
+    const T* data;
+    Index row_stride;
+    Index col_stride;
+    const T& operator()(Index i, Index j) const { return data[i * row_stride + j * col_stride]; }
+};
+
+// Rows of a [T*B, ...] sequence matrix that belong to padded time steps (t >= lengths[b]); they
+// are read as zeros so whatever the caller left there (even NaN) cannot reach a gradient.
+struct PaddedRows {
+    const std::int64_t* lengths = nullptr;   // [B] or null: no padding
+    Index batch = 1;
+    bool padded(Index row) const { return lengths && row / batch >= lengths[row % batch]; }
+};
+
+// Packs source [depth, columns] into packed panels at rows [row_offset, row_offset + depth) of
+// panels of height panel_depth, starting at packed column column_offset. Lanes after the last
+// column up to the panel boundary are zeroed, so pack concatenated segments in column order.
+// Source rows depth_begin + k that `padding` marks are packed as zeros.
+template <class T>
+void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset,
+            MatrixView<T> source, Index depth, Index columns, PaddedRows padding = {},
+            Index depth_begin = 0) {
+    constexpr int width = panel_width<T>();
+    auto slot = [&](Index k, Index j) -> T& {
+        const Index column = column_offset + j;
+        return packed[(column / width) * panel_depth * width + (row_offset + k) * width + column % width];
+    };
+    if (source.col_stride == 1) {
+        for (Index k = 0; k < depth; ++k) {
+            const bool zero = padding.padded(depth_begin + k);
+            for (Index j = 0; j < columns; ++j) slot(k, j) = zero ? T(0) : source(k, j);
+        }
+    } else {
+        for (Index j = 0; j < columns; ++j)
+            for (Index k = 0; k < depth; ++k) slot(k, j) = source(k, j);
+    }
+    const Index end = column_offset + columns;
+    const Index padded_end = (end + width - 1) / width * width;
+    for (Index j = end; j < padded_end; ++j)
+        for (Index k = 0; k < depth; ++k) slot(k, j - column_offset) = T(0);
+}
+
+// tile[Rows, width] = (accumulate ? tile : 0) + A[Rows, depth] * panel[depth, width], where
+// A(i, k) = a[i * a_row_stride + k * a_depth_stride] and panel rows are contiguous.
+template <class T, int Rows>
+inline void micro_kernel(Index depth, const T* a, Index a_row_stride, Index a_depth_stride,
+                         const T* panel, T* tile, bool accumulate) {
+    constexpr int lanes = Simd<T>::lanes;
+    constexpr int width = panel_width<T>();
+    Vec<T> acc0[Rows], acc1[Rows];
+    for (int i = 0; i < Rows; ++i) {
+        acc0[i] = accumulate ? load(tile + i * width) : Vec<T>{};
+        acc1[i] = accumulate ? load(tile + i * width + lanes) : Vec<T>{};
+    }
+    for (Index k = 0; k < depth; ++k) {
+        const Vec<T> b0 = load(panel + k * width);
+        const Vec<T> b1 = load(panel + k * width + lanes);
+        const T* a_k = a + k * a_depth_stride;
+#pragma GCC unroll 8
+        for (int i = 0; i < Rows; ++i) {
+            const Vec<T> a_ik = broadcast(a_k[i * a_row_stride]);
+            acc0[i] += a_ik * b0;
+            acc1[i] += a_ik * b1;
+        }
+    }
+    for (int i = 0; i < Rows; ++i) {
+        store(tile + i * width, acc0[i]);
+        store(tile + i * width + lanes, acc1[i]);
+    }
+}
+
+// micro_kernel for a run-time row count 1..kTileRows.
+template <class T>
+inline void micro_tile(Index rows, Index depth, const T* a, Index a_row_stride, Index a_depth_stride,
+                       const T* panel, T* tile, bool accumulate) {
+    switch (rows) {
+        case 1: micro_kernel<T, 1>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 2: micro_kernel<T, 2>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 3: micro_kernel<T, 3>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 4: micro_kernel<T, 4>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+#if defined(__AVX2__)
+        case 5: micro_kernel<T, 5>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 6: micro_kernel<T, 6>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+#endif
+        default: break;
+    }
+}
+
+// Packs rows [row_begin, row_begin + rows) and depth [depth_begin, depth_begin + depth) of A
+// into micro-panels of kTileRows rows: element (i, k) of micro-panel q at
+// packed[q * depth * kTileRows + k * kTileRows + i].
+template <class T>
+void pack_a(T* packed, MatrixView<T> a, Index row_begin, Index rows, Index depth_begin, Index depth) {
+    for (Index q = 0; q * kTileRows < rows; ++q) {
+        const Index panel_rows = min_of<Index>(kTileRows, rows - q * kTileRows);
+        T* out = packed + q * depth * kTileRows;
+        const Index first_row = row_begin + q * kTileRows;
+        for (Index k = 0; k < depth; ++k)
+            for (Index i = 0; i < panel_rows; ++i)
+                out[k * kTileRows + i] = a(first_row + i, depth_begin + k);
+    }
+}
+
+// Where and how gemm_rows writes C[M, N]: C = bias + A*B, or C += A*B with accumulate.
+template <class T> struct GemmOutput {
+    T* c;
+    Index ldc;
+    bool accumulate;
+    const T* bias;     // [N] added to every row when not accumulating, or null
+};
+
+// Scratch one thread needs for gemm_rows with at most `columns` columns.
+template <class T> inline Index gemm_scratch_size(Index columns) {
+    return row_block<T>() * depth_block<T>() +
+           panel_count<T>(columns) * panel_width<T>() * depth_block<T>();
+}
+
+// Rows [row_begin, row_end) of C = A[M, depth] * B[depth, columns]. B is packed block by
+// block into the caller's private scratch, so threads that split the rows of C share nothing
+// and need no barrier. Every C element is summed in the same order whatever the row range:
+// any split over threads gives identical bits.
+template <class T>
+void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index row_begin,
+               Index row_end, Index columns, Index depth, T* scratch, PaddedRows b_padding = {}) {
+    constexpr int width = panel_width<T>();
+    if (row_begin >= row_end) return;
+    const Index panels = panel_count<T>(columns);
+    T* a_pack = scratch;
+    T* b_pack = scratch + row_block<T>() * depth_block<T>();
+    alignas(64) T tile[kTileRows * width];
+    for (Index depth_begin = 0; depth_begin < depth; depth_begin += depth_block<T>()) {
+        const Index block_depth = min_of(depth_block<T>(), depth - depth_begin);
+        const bool first_block = depth_begin == 0;
+        MatrixView<T> b_block{b.data + depth_begin * b.row_stride, b.row_stride, b.col_stride};
+        pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns, b_padding, depth_begin);
+        for (Index block_row = row_begin; block_row < row_end; block_row += row_block<T>()) {
+            const Index block_rows = min_of(row_block<T>(), row_end - block_row);
+            pack_a(a_pack, a, block_row, block_rows, depth_begin, block_depth);
+            for (Index p = 0; p < panels; ++p) {
+                const T* panel = b_pack + p * block_depth * width;
+                const Index first_column = p * width;
+                const Index tile_columns = min_of<Index>(width, columns - first_column);
+                const T* bias = out.bias ? out.bias + first_column : nullptr;
+                for (Index i = 0; i < block_rows; i += kTileRows) {
+                    const Index tile_rows = min_of<Index>(kTileRows, block_rows - i);
+                    micro_tile(tile_rows, block_depth, a_pack + i * block_depth, 1, kTileRows, panel,
+                               tile, false);
+                    for (Index r = 0; r < tile_rows; ++r) {
+                        T* c_row = out.c + (block_row + i + r) * out.ldc + first_column;
+                        const T* tile_row = tile + r * width;
+                        if (!first_block || out.accumulate) {
+                            for (Index j = 0; j < tile_columns; ++j) c_row[j] += tile_row[j];
+                        } else if (bias) {
+                            for (Index j = 0; j < tile_columns; ++j) c_row[j] = bias[j] + tile_row[j];
+                        } else {
+                            for (Index j = 0; j < tile_columns; ++j) c_row[j] = tile_row[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Products for a handful of rows, where packing would cost more than it saves (a generation
+// step): out[i, n] = sum_k a[i, k] * w[n, k] for rows i < rows, straight from the row-major
+// weights w. out has row stride ldo.
+template <class T>
+void dot_rows(T* out, Index ldo, const T* a, Index lda, Index rows, const T* w, Index ldw,
+              Index count, Index depth) {
+    constexpr int lanes = Simd<T>::lanes;
+    const Index vector_depth = depth / lanes * lanes;
+    for (Index i = 0; i < rows; ++i) {
+        const T* a_row = a + i * lda;
+        Index n = 0;
+        for (; n + 4 <= count; n += 4) {
+            const T* w0 = w + n * ldw;
+            Vec<T> s0{}, s1{}, s2{}, s3{};
+            for (Index k = 0; k < vector_depth; k += lanes) {
+                const Vec<T> x = load(a_row + k);
+                s0 += x * load(w0 + k);
+                s1 += x * load(w0 + ldw + k);
+                s2 += x * load(w0 + 2 * ldw + k);
+                s3 += x * load(w0 + 3 * ldw + k);
+            }
+            T sums[4] = {0, 0, 0, 0};
+            for (int lane = 0; lane < lanes; ++lane) {
+                sums[0] += s0[lane];
+                sums[1] += s1[lane];
+                sums[2] += s2[lane];
+                sums[3] += s3[lane];
+            }
+            for (Index k = vector_depth; k < depth; ++k)
+                for (int j = 0; j < 4; ++j) sums[j] += a_row[k] * w0[j * ldw + k];
+            for (int j = 0; j < 4; ++j) out[i * ldo + n + j] = sums[j];
+        }
+        for (; n < count; ++n) {
+            T sum = 0;
+            for (Index k = 0; k < depth; ++k) sum += a_row[k] * w[n * ldw + k];
+            out[i * ldo + n] = sum;
+        }
+    }
+}

@@ -1,0 +1,14 @@
+// The avx2 kernel variant: kernels_impl.h compiled with -mavx2 -mfma (CMakeLists.txt).
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "fastrnn/kernels.h"
+#include "fastrnn/threads.h"
+
+namespace fastrnn {
+namespace avx2 {
+#define FASTRNN_KERNEL_ISA Isa::avx2
+#include "kernels_impl.h"
+}  // namespace avx2
+}  // namespace fastrnn

@@ -1,0 +1,168 @@
+// Persistent worker pool: workers spin briefly after each job (back-to-back kernel calls and
+// per-time-step barriers are microseconds apart), then sleep on a condition variable.
+#include "fastrnn/threads.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+namespace fastrnn {
+namespace {
+
+constexpr int kSpinsBeforeYield = 2000;
+constexpr int kSpinsBeforeSleep = 20000;
+
+// Busy-waits, then yields so a descheduled peer on a shared machine can run.
+inline void spin_wait(int spins) {
+    if (spins < kSpinsBeforeYield) {
+        cpu_relax();
+    } else {
+        std::this_thread::yield();
+    }
+}
+
+int default_threads() {
+    if (const char* text = std::getenv("FASTRNN_NUM_THREADS")) {
+        const int requested = std::atoi(text);
+        if (requested >= 1) return requested;
+    }
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::atomic<int> configured_threads{0};   // 0: not read from the environment yet
+
+class Pool {
+public:
+    // Serializes parallel_run calls from different host threads.
+    std::mutex run_mutex;
+
+    void run(int threads, void (*body)(void*, int), void* context) {
+        ensure_workers(threads - 1);
+        job_body = body;
+        job_context = context;
+        job_threads = threads;
+        finished.store(0, std::memory_order_relaxed);
+        {
+            std::lock_guard<std::mutex> lock(sleep_mutex);
+            generation.fetch_add(1, std::memory_order_release);
+        }
+        wake.notify_all();
+        body(context, 0);
+        for (int spins = 0; finished.load(std::memory_order_acquire) != threads - 1; ++spins)
+            spin_wait(spins);
+    }
+
+    void barrier(int threads) {
+        const int my_phase = barrier_phase.load(std::memory_order_relaxed);
+        if (barrier_count.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
+            barrier_count.store(0, std::memory_order_relaxed);
+            barrier_phase.store(my_phase + 1, std::memory_order_release);
+            return;
+        }
+        for (int spins = 0; barrier_phase.load(std::memory_order_acquire) == my_phase; ++spins)
+            spin_wait(spins);
+    }
+
+    // After fork() only the forking thread exists in the child: forget the workers (their
+    // handles are leaked on purpose; the threads do not exist here) and start afresh.
+    void forget_workers_after_fork() {
+        new std::vector<std::thread>(std::move(workers));
+        workers.clear();
+        new (&run_mutex) std::mutex();
+        new (&sleep_mutex) std::mutex();
+        new (&wake) std::condition_variable();
+    }
+
+private:
+    std::vector<std::thread> workers;
+    std::mutex sleep_mutex;
+    std::condition_variable wake;
+    std::atomic<unsigned long> generation{0};
+    std::atomic<int> finished{0};
+    std::atomic<int> barrier_count{0};
+    std::atomic<int> barrier_phase{0};
+    void (*job_body)(void*, int) = nullptr;
+    void* job_context = nullptr;
+    int job_threads = 0;
+
+    void ensure_workers(int count) {
+        while (static_cast<int>(workers.size()) < count) {
+            // The worker starts from the current generation: the job about to be published
+            // (which may happen before the thread first runs) is new to it.
+            const int index = static_cast<int>(workers.size()) + 1;
+            const unsigned long seen = generation.load(std::memory_order_acquire);
+            workers.emplace_back([this, index, seen] { work(index, seen); });
+        }
+    }
+
+    void work(int index, unsigned long seen) {
+        for (;;) {
+            for (int spins = 0; generation.load(std::memory_order_acquire) == seen; ++spins) {
+                if (spins < kSpinsBeforeSleep) {
+                    spin_wait(spins);
+                } else {
+                    std::unique_lock<std::mutex> lock(sleep_mutex);
+                    wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen; });
+                }
+            }
+            seen = generation.load(std::memory_order_acquire);
+            if (index < job_threads) {
+                job_body(job_context, index);
+                finished.fetch_add(1, std::memory_order_acq_rel);
+            }
+        }
+    }
+};
+
+// Never destroyed: workers may still be asleep when the interpreter exits.
+Pool& pool() {
+    static Pool* instance = [] {
+        pthread_atfork(nullptr, nullptr, [] { pool().forget_workers_after_fork(); });
+        return new Pool();
+    }();
+    return *instance;
+}
+
+}  // namespace
+
+int get_num_threads() {
+    int threads = configured_threads.load(std::memory_order_relaxed);
+    if (threads == 0) {
+        threads = default_threads();
+        configured_threads.store(threads, std::memory_order_relaxed);
+    }
+    return threads;
+}
+
+void set_num_threads(int threads) {
+    configured_threads.store(std::max(1, threads), std::memory_order_relaxed);
+}
+
+void parallel_run(int threads, void (*body)(void* context, int thread), void* context) {
+    if (threads <= 1) {
+        body(context, 0);
+        return;
+    }
+    Pool& workers = pool();
+    std::lock_guard<std::mutex> lock(workers.run_mutex);
+    workers.run(threads, body, context);
+}
+
+void parallel_barrier(int threads) {
+    if (threads > 1) pool().barrier(threads);
+}
+
+}  // namespace fastrnn

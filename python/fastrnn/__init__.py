@@ -1,0 +1,2 @@
+"""fastrnn: fast CPU recurrent networks."""
+from . import _core
