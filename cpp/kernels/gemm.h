@@ -69,11 +69,15 @@ void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset,
         for (Index k = 0; k < depth; ++k) slot(k, j - column_offset) = T(0);
 }
 
-// tile[Rows, width] = (accumulate ? tile : 0) + A[Rows, depth] * panel[depth, width], where
-// A(i, k) = a[i * a_row_stride + k * a_depth_stride] and panel rows are contiguous.
-template <class T, int Rows>
-inline void micro_kernel(Index depth, const T* a, Index a_row_stride, Index a_depth_stride,
-                         const T* panel, T* tile, bool accumulate) {
+// How the micro-kernel reads A(i, k): ColumnA at a[i + k * stride] (packed micro-panels, or a
+// transposed matrix such as dgates^T), RowA at a[i * stride + k] (a row-major matrix).
+enum class ALayout { column, row };
+
+// tile[Rows, width] = (accumulate ? tile : 0) + A[Rows, depth] * panel[depth, width], with
+// panel rows contiguous.
+template <class T, int Rows, ALayout Layout>
+__attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a, Index a_stride, const T* panel,
+                                                        T* tile, bool accumulate) {
     constexpr int lanes = Simd<T>::lanes;
     constexpr int width = panel_width<T>();
     Vec<T> acc0[Rows], acc1[Rows];
@@ -84,10 +88,10 @@ inline void micro_kernel(Index depth, const T* a, Index a_row_stride, Index a_de
     for (Index k = 0; k < depth; ++k) {
         const Vec<T> b0 = load(panel + k * width);
         const Vec<T> b1 = load(panel + k * width + lanes);
-        const T* a_k = a + k * a_depth_stride;
 #pragma GCC unroll 8
         for (int i = 0; i < Rows; ++i) {
-            const Vec<T> a_ik = broadcast(a_k[i * a_row_stride]);
+            const T value = Layout == ALayout::column ? a[k * a_stride + i] : a[i * a_stride + k];
+            const Vec<T> a_ik = broadcast(value);
             acc0[i] += a_ik * b0;
             acc1[i] += a_ik * b1;
         }
@@ -99,19 +103,30 @@ inline void micro_kernel(Index depth, const T* a, Index a_row_stride, Index a_de
 }
 
 // micro_kernel for a run-time row count 1..kTileRows.
-template <class T>
-inline void micro_tile(Index rows, Index depth, const T* a, Index a_row_stride, Index a_depth_stride,
-                       const T* panel, T* tile, bool accumulate) {
+template <class T, ALayout Layout>
+inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, const T* panel, T* tile, bool accumulate) {
     switch (rows) {
-        case 1: micro_kernel<T, 1>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
-        case 2: micro_kernel<T, 2>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
-        case 3: micro_kernel<T, 3>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
-        case 4: micro_kernel<T, 4>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 1: micro_kernel<T, 1, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 2: micro_kernel<T, 2, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 3: micro_kernel<T, 3, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 4: micro_kernel<T, 4, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
 #if defined(__AVX2__)
-        case 5: micro_kernel<T, 5>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
-        case 6: micro_kernel<T, 6>(depth, a, a_row_stride, a_depth_stride, panel, tile, accumulate); break;
+        case 5: micro_kernel<T, 5, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 6: micro_kernel<T, 6, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
 #endif
         default: break;
+    }
+}
+
+// The tile for rows [row, row + rows) of a strided A, in whichever layout it has.
+template <class T>
+inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Index row, Index depth_begin, const T* panel,
+                            T* tile) {
+    const T* origin = &a(row, depth_begin);
+    if (a.col_stride == 1) {
+        micro_tile<T, ALayout::row>(rows, depth, origin, a.row_stride, panel, tile, false);
+    } else {
+        micro_tile<T, ALayout::column>(rows, depth, origin, a.col_stride, panel, tile, false);
     }
 }
 
@@ -138,11 +153,31 @@ template <class T> struct GemmOutput {
     const T* bias;     // [N] added to every row when not accumulating, or null
 };
 
+// c[0, columns) = bias + tile_row, or c += tile_row with accumulate (tile rows are full width).
+template <class T>
+inline void write_tile_row(T* c, const T* tile_row, Index columns, bool accumulate, const T* bias) {
+    constexpr int lanes = Simd<T>::lanes;
+    for (Index j = 0; j < columns; j += lanes) {
+        const Index n = min_of<Index>(lanes, columns - j);
+        Vec<T> v = load(tile_row + j);
+        if (accumulate) {
+            v += load_lanes(c + j, n);
+        } else if (bias) {
+            v += load_lanes(bias + j, n);
+        }
+        store_partial(c + j, v, n);
+    }
+}
+
 // Scratch one thread needs for gemm_rows with at most `columns` columns.
 template <class T> inline Index gemm_scratch_size(Index columns) {
     return row_block<T>() * depth_block<T>() +
            panel_count<T>(columns) * panel_width<T>() * depth_block<T>();
 }
+
+// Packing A into micro-panels pays when the panels of B reuse it; with this few panels the
+// micro-kernel reads A in place.
+constexpr Index kPanelsWorthPackingA = 3;
 
 // Rows [row_begin, row_end) of C = A[M, depth] * B[depth, columns]. B is packed block by
 // block into the caller's private scratch, so threads that split the rows of C share nothing
@@ -154,6 +189,7 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
     constexpr int width = panel_width<T>();
     if (row_begin >= row_end) return;
     const Index panels = panel_count<T>(columns);
+    const bool pack_a_block = panels >= kPanelsWorthPackingA;
     T* a_pack = scratch;
     T* b_pack = scratch + row_block<T>() * depth_block<T>();
     alignas(64) T tile[kTileRows * width];
@@ -164,7 +200,7 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
         pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns, b_padding, depth_begin);
         for (Index block_row = row_begin; block_row < row_end; block_row += row_block<T>()) {
             const Index block_rows = min_of(row_block<T>(), row_end - block_row);
-            pack_a(a_pack, a, block_row, block_rows, depth_begin, block_depth);
+            if (pack_a_block) pack_a(a_pack, a, block_row, block_rows, depth_begin, block_depth);
             for (Index p = 0; p < panels; ++p) {
                 const T* panel = b_pack + p * block_depth * width;
                 const Index first_column = p * width;
@@ -172,19 +208,15 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
                 const T* bias = out.bias ? out.bias + first_column : nullptr;
                 for (Index i = 0; i < block_rows; i += kTileRows) {
                     const Index tile_rows = min_of<Index>(kTileRows, block_rows - i);
-                    micro_tile(tile_rows, block_depth, a_pack + i * block_depth, 1, kTileRows, panel,
-                               tile, false);
-                    for (Index r = 0; r < tile_rows; ++r) {
-                        T* c_row = out.c + (block_row + i + r) * out.ldc + first_column;
-                        const T* tile_row = tile + r * width;
-                        if (!first_block || out.accumulate) {
-                            for (Index j = 0; j < tile_columns; ++j) c_row[j] += tile_row[j];
-                        } else if (bias) {
-                            for (Index j = 0; j < tile_columns; ++j) c_row[j] = bias[j] + tile_row[j];
-                        } else {
-                            for (Index j = 0; j < tile_columns; ++j) c_row[j] = tile_row[j];
-                        }
+                    if (pack_a_block) {
+                        micro_tile<T, ALayout::column>(tile_rows, block_depth, a_pack + i * block_depth, kTileRows,
+                                                       panel, tile, false);
+                    } else {
+                        micro_tile_view(tile_rows, block_depth, a, block_row + i, depth_begin, panel, tile);
                     }
+                    for (Index r = 0; r < tile_rows; ++r)
+                        write_tile_row(out.c + (block_row + i + r) * out.ldc + first_column, tile + r * width,
+                                       tile_columns, !first_block || out.accumulate, bias);
                 }
             }
         }

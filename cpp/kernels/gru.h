@@ -47,12 +47,12 @@ template <bool LinearBeforeReset> struct GruCell {
             const T* h_prev = f.h_prev + r * f.state_ld;
             for (Index j = 0; j < f.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, f.units - j);
-                const Vec<T> reset = vector_sigmoid<T>(load_partial(gates + j, n) + load(recurrent + j));
+                const Vec<T> reset = vector_sigmoid<T>(load_lanes(gates + j, n) + load(recurrent + j));
                 const Vec<T> update =
-                    vector_sigmoid<T>(load_partial(gates + H + j, n) + load(recurrent + f.gate_stride + j));
-                const Vec<T> hn = load(recurrent + 2 * f.gate_stride + j) + load_partial(f.bias_hn + j, n);
-                const Vec<T> candidate = vector_tanh<T>(load_partial(gates + 2 * H + j, n) + reset * hn);
-                const Vec<T> h = (T(1) - update) * candidate + update * load_partial(h_prev + j, n);
+                    vector_sigmoid<T>(load_lanes(gates + H + j, n) + load(recurrent + f.gate_stride + j));
+                const Vec<T> hn = load(recurrent + 2 * f.gate_stride + j) + load_lanes(f.bias_hn + j, n);
+                const Vec<T> candidate = vector_tanh<T>(load_lanes(gates + 2 * H + j, n) + reset * hn);
+                const Vec<T> h = (T(1) - update) * candidate + update * load_lanes(h_prev + j, n);
                 store_partial(f.h_next + r * f.state_ld + j, h, n);
                 store_partial(f.y + r * f.y_ld + j, h, n);
                 if (f.store_gates) {
@@ -75,12 +75,12 @@ template <bool LinearBeforeReset> struct GruCell {
             const T* h_prev = f.h_prev + r * f.state_ld;
             for (Index j = 0; j < f.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, f.units - j);
-                const Vec<T> reset = vector_sigmoid<T>(load_partial(gates + j, n) + load(recurrent + j));
+                const Vec<T> reset = vector_sigmoid<T>(load_lanes(gates + j, n) + load(recurrent + j));
                 const Vec<T> update =
-                    vector_sigmoid<T>(load_partial(gates + H + j, n) + load(recurrent + f.gate_stride + j));
+                    vector_sigmoid<T>(load_lanes(gates + H + j, n) + load(recurrent + f.gate_stride + j));
                 store_partial(gates + j, reset, n);
                 store_partial(gates + H + j, update, n);
-                store_partial(f.extra + r * f.state_ld + j, reset * load_partial(h_prev + j, n), n);
+                store_partial(f.extra + r * f.state_ld + j, reset * load_lanes(h_prev + j, n), n);
             }
         }
     }
@@ -99,10 +99,10 @@ template <bool LinearBeforeReset> struct GruCell {
             const T* h_prev = f.h_prev + r * f.state_ld;
             for (Index j = 0; j < f.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, f.units - j);
-                const Vec<T> update = load_partial(gates + H + j, n);
+                const Vec<T> update = load_lanes(gates + H + j, n);
                 const Vec<T> candidate =
-                    vector_tanh<T>(load_partial(gates + 2 * H + j, n) + load(recurrent + 2 * f.gate_stride + j));
-                const Vec<T> h = (T(1) - update) * candidate + update * load_partial(h_prev + j, n);
+                    vector_tanh<T>(load_lanes(gates + 2 * H + j, n) + load(recurrent + 2 * f.gate_stride + j));
+                const Vec<T> h = (T(1) - update) * candidate + update * load_lanes(h_prev + j, n);
                 store_partial(f.h_next + r * f.state_ld + j, h, n);
                 store_partial(f.y + r * f.y_ld + j, h, n);
                 store_partial(gates + 2 * H + j, candidate, n);
@@ -127,18 +127,18 @@ template <bool LinearBeforeReset> struct GruCell {
             T* extra = b.extra + r * b.state_ld;
             for (Index j = 0; j < b.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, b.units - j);
-                const Vec<T> reset = load_partial(gates + j, n);
-                const Vec<T> update = load_partial(gates + H + j, n);
-                const Vec<T> candidate = load_partial(gates + 2 * H + j, n);
-                const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_partial(b.dy + r * b.dy_ld + j, n);
+                const Vec<T> reset = load_lanes(gates + j, n);
+                const Vec<T> update = load_lanes(gates + H + j, n);
+                const Vec<T> candidate = load_lanes(gates + 2 * H + j, n);
+                const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
                 const Vec<T> one = broadcast<T>(1);
                 const Vec<T> d_candidate = dh * (one - update) * (one - candidate * candidate);
-                const Vec<T> d_update = dh * (load_partial(h_prev + j, n) - candidate) * update * (one - update);
+                const Vec<T> d_update = dh * (load_lanes(h_prev + j, n) - candidate) * update * (one - update);
                 store_partial(gates + H + j, d_update, n);
                 store_partial(gates + 2 * H + j, d_candidate, n);
                 store_partial(b.dh_partial + r * b.state_ld + j, dh * update, n);
                 if (LinearBeforeReset) {
-                    const Vec<T> hn = load_partial(extra + j, n);
+                    const Vec<T> hn = load_lanes(extra + j, n);
                     store_partial(gates + j, d_candidate * hn * reset * (one - reset), n);
                     store_partial(extra + j, d_candidate * reset, n);
                 }
@@ -157,10 +157,10 @@ template <bool LinearBeforeReset> struct GruCell {
             T* dh_partial = b.dh_partial + r * b.state_ld;
             for (Index j = 0; j < b.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, b.units - j);
-                const Vec<T> reset = load_partial(gates + j, n);
+                const Vec<T> reset = load_lanes(gates + j, n);
                 const Vec<T> d_reset_h = load(b.product + r * panel_width<T>() + j);
-                store_partial(gates + j, d_reset_h * load_partial(h_prev + j, n) * reset * (T(1) - reset), n);
-                store_partial(dh_partial + j, load_partial(dh_partial + j, n) + d_reset_h * reset, n);
+                store_partial(gates + j, d_reset_h * load_lanes(h_prev + j, n) * reset * (T(1) - reset), n);
+                store_partial(dh_partial + j, load_lanes(dh_partial + j, n) + d_reset_h * reset, n);
             }
         }
     }

@@ -73,7 +73,7 @@ template <class T> void activation(int which, const T* x, T* out, Index count) {
     constexpr int lanes = Simd<T>::lanes;
     for (Index i = 0; i < count; i += lanes) {
         const Index n = min_of<Index>(lanes, count - i);
-        const Vec<T> v = load_partial(x + i, n);
+        const Vec<T> v = load_lanes(x + i, n);
         const Vec<T> result = which == 0   ? vector_sigmoid<T>(v)
                               : which == 1 ? vector_tanh<T>(v)
                               : which == 2 ? vector_exp<T>(v)

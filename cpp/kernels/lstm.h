@@ -28,13 +28,13 @@ struct LstmCell {
             for (Index j = 0; j < f.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, f.units - j);
                 auto pre = [&](int gate) {
-                    return load_partial(gates + gate * H + j, n) + load(recurrent + gate * f.gate_stride + j);
+                    return load_lanes(gates + gate * H + j, n) + load(recurrent + gate * f.gate_stride + j);
                 };
                 const Vec<T> i = vector_sigmoid<T>(pre(0));
                 const Vec<T> fg = vector_sigmoid<T>(pre(1));
                 const Vec<T> g = vector_tanh<T>(pre(2));
                 const Vec<T> o = vector_sigmoid<T>(pre(3));
-                const Vec<T> c = fg * load_partial(c_prev + j, n) + i * g;
+                const Vec<T> c = fg * load_lanes(c_prev + j, n) + i * g;
                 const Vec<T> h = o * vector_tanh<T>(c);
                 store_partial(c_next + j, c, n);
                 store_partial(h_next + j, h, n);
@@ -66,17 +66,17 @@ struct LstmCell {
             T* dh_partial = b.dh_partial + r * b.state_ld;
             for (Index j = 0; j < b.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, b.units - j);
-                const Vec<T> i = load_partial(gates + j, n);
-                const Vec<T> fg = load_partial(gates + H + j, n);
-                const Vec<T> g = load_partial(gates + 2 * H + j, n);
-                const Vec<T> o = load_partial(gates + 3 * H + j, n);
-                const Vec<T> dh = load(dh_next + j) + load_partial(dy + j, n);
-                const Vec<T> tanh_c = vector_tanh<T>(load_partial(c_next + j, n));
+                const Vec<T> i = load_lanes(gates + j, n);
+                const Vec<T> fg = load_lanes(gates + H + j, n);
+                const Vec<T> g = load_lanes(gates + 2 * H + j, n);
+                const Vec<T> o = load_lanes(gates + 3 * H + j, n);
+                const Vec<T> dh = load(dh_next + j) + load_lanes(dy + j, n);
+                const Vec<T> tanh_c = vector_tanh<T>(load_lanes(c_next + j, n));
                 // dL/dc_t collects the path through h_t = o*tanh(c_t) and the carry from t+1.
-                const Vec<T> dc_t = load_partial(dc + j, n) + dh * o * (T(1) - tanh_c * tanh_c);
+                const Vec<T> dc_t = load_lanes(dc + j, n) + dh * o * (T(1) - tanh_c * tanh_c);
                 const Vec<T> one = broadcast<T>(1);
                 store_partial(gates + j, dc_t * g * i * (one - i), n);
-                store_partial(gates + H + j, dc_t * load_partial(c_prev + j, n) * fg * (one - fg), n);
+                store_partial(gates + H + j, dc_t * load_lanes(c_prev + j, n) * fg * (one - fg), n);
                 store_partial(gates + 2 * H + j, dc_t * i * (one - g * g), n);
                 store_partial(gates + 3 * H + j, dh * tanh_c * o * (one - o), n);
                 store_partial(dc + j, dc_t * fg, n);

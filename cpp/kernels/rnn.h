@@ -30,7 +30,7 @@ template <bool Relu> struct RnnCell {
             const T* recurrent = f.recurrent + r * panel_width<T>();
             for (Index j = 0; j < f.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, f.units - j);
-                const Vec<T> h = activate<T>(load_partial(gates + j, n) + load(recurrent + j));
+                const Vec<T> h = activate<T>(load_lanes(gates + j, n) + load(recurrent + j));
                 store_partial(f.h_next + r * f.state_ld + j, h, n);
                 store_partial(f.y + r * f.y_ld + j, h, n);
                 if (f.store_gates) store_partial(gates + j, h, n);
@@ -48,8 +48,8 @@ template <bool Relu> struct RnnCell {
             T* gates = b.gates + r * b.gates_ld;
             for (Index j = 0; j < b.units; j += lanes) {
                 const Index n = min_of<Index>(lanes, b.units - j);
-                const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_partial(b.dy + r * b.dy_ld + j, n);
-                store_partial(gates + j, dh * derivative<T>(load_partial(gates + j, n)), n);
+                const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
+                store_partial(gates + j, dh * derivative<T>(load_lanes(gates + j, n)), n);
                 store_partial(b.dh_partial + r * b.state_ld + j, Vec<T>{}, n);
             }
         }

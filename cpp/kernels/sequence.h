@@ -164,8 +164,8 @@ template <class T>
 inline void segment_product(Index rows, const Segment<T>* segments, int count, const T* panel, T* tile) {
     constexpr int width = panel_width<T>();
     for (int s = 0; s < count; ++s)
-        micro_tile(rows, segments[s].depth, segments[s].a, segments[s].lda, 1,
-                   panel + segments[s].panel_offset * width, tile, s > 0);
+        micro_tile<T, ALayout::row>(rows, segments[s].depth, segments[s].a, segments[s].lda,
+                                    panel + segments[s].panel_offset * width, tile, s > 0);
 }
 
 template <class Cell, class T> struct ForwardRun {
@@ -361,8 +361,8 @@ template <class Cell, class T> struct ForwardRun {
                 if (dot) {
                     dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * H, H, units, H);
                 } else {
-                    micro_tile(rows, H, a + row * H, H, 1, packed + (g * P + u) * H * width, tile + g * gate_stride,
-                               false);
+                    micro_tile<T, ALayout::row>(rows, H, a + row * H, H, packed + (g * P + u) * H * width,
+                                                tile + g * gate_stride, false);
                 }
             }
             f.rows = rows;
@@ -623,12 +623,15 @@ template <class Cell, class T> struct BackwardRun {
         const Range columns = split_range(GH, thread, threads, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
+        // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
+        const Index shared_end = lbr ? min_of(columns.end, 2 * H) : columns.end;
         for (Index row = 0; row < dims.rows(); ++row) {
             const T* dgates_row = dgates + row * ld;
-            const T* dn_reset = lbr ? extra(layer, direction) + row * H : nullptr;
-            for (Index j = columns.begin; j < columns.end; ++j) {
-                db_ih[j] += dgates_row[j];
-                db_hh[j] += lbr && j >= 2 * H ? dn_reset[j - 2 * H] : dgates_row[j];
+            for (Index j = columns.begin; j < columns.end; ++j) db_ih[j] += dgates_row[j];
+            for (Index j = columns.begin; j < shared_end; ++j) db_hh[j] += dgates_row[j];
+            if (lbr) {
+                const T* dn_reset = extra(layer, direction) + row * H - 2 * H;
+                for (Index j = max_of(columns.begin, 2 * H); j < columns.end; ++j) db_hh[j] += dn_reset[j];
             }
         }
     }

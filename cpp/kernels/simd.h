@@ -2,7 +2,8 @@
 // operations the kernels need. GCC/Clang vector extensions: the same source becomes AVX2+FMA
 // code in kernels_avx2.cpp and SSE2/NEON code in kernels_portable.cpp.
 //
-// Included inside namespace fastrnn::<isa> by kernels_impl.h; needs <cstring> and <cstdint>.
+// Included inside namespace fastrnn::<isa> by kernels_impl.h; needs <cstring> and <cstdint>
+// (and <immintrin.h> for AVX2).
 
 #if defined(__AVX2__)
 constexpr int kVectorBytes = 32;
@@ -50,3 +51,53 @@ template <class To, class From> inline To bit_cast(From value) {
 
 template <class T> inline T min_of(T a, T b) { return b < a ? b : a; }
 template <class T> inline T max_of(T a, T b) { return a < b ? b : a; }
+
+// The first `count` lanes (1 <= count <= lanes) of source, zeros above: a masked load, which
+// never touches memory past the last lane asked for.
+#if defined(__AVX2__)
+alignas(64) static const std::int32_t kLaneMask32[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+alignas(64) static const std::int64_t kLaneMask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+
+inline Vec<float> load_partial(const float* source, Index count) {
+    const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask32 + 8 - count));
+    return (Vec<float>)_mm256_maskload_ps(source, mask);
+}
+
+inline Vec<double> load_partial(const double* source, Index count) {
+    const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask64 + 4 - count));
+    return (Vec<double>)_mm256_maskload_pd(source, mask);
+}
+#else
+template <class T> inline Vec<T> load_partial(const T* source, Index count) {
+    T lanes[Simd<T>::lanes] = {};
+    for (Index i = 0; i < count; ++i) lanes[i] = source[i];
+    return load(lanes);
+}
+#endif
+
+// A row's vector at column j: whole, or its first `count` lanes at the row's end.
+template <class T> inline Vec<T> load_lanes(const T* source, Index count) {
+    return count == Simd<T>::lanes ? load(source) : load_partial(source, count);
+}
+
+// Stores the first `count` lanes of v as a few fixed-size moves (AVX2's masked store is slow
+// on AMD cores), touching nothing past them.
+template <class T> inline void store_partial(T* destination, Vec<T> v, Index count) {
+    constexpr int lanes = Simd<T>::lanes;
+    if (count == lanes) {
+        store(destination, v);
+        return;
+    }
+    alignas(64) T values[lanes];
+    store(values, v);
+    Index i = 0;
+    if (lanes > 4 && (count & 4)) {
+        std::memcpy(destination, values, 4 * sizeof(T));
+        i = 4;
+    }
+    if (lanes > 2 && (count & 2)) {
+        std::memcpy(destination + i, values + i, 2 * sizeof(T));
+        i += 2;
+    }
+    if (count & 1) destination[i] = values[i];
+}

@@ -1,23 +1,9 @@
 // What a cell's elementwise step sees: one tile of rows x hidden units of one direction at one
 // time step, with every pointer already offset to the tile's first row and unit. Cells read and
-// write whole vectors; load_partial/store_partial cover the last, narrower vector of a row.
+// write whole vectors; load_lanes/store_partial cover the last, narrower vector of a row.
 //
 // Included inside namespace fastrnn::<isa> after gemm.h.
 
-template <class T> inline Vec<T> load_partial(const T* source, Index count) {
-    if (count == Simd<T>::lanes) return load(source);
-    Vec<T> v{};
-    std::memcpy(&v, source, static_cast<std::size_t>(count) * sizeof(T));
-    return v;
-}
-
-template <class T> inline void store_partial(T* destination, Vec<T> v, Index count) {
-    if (count == Simd<T>::lanes) {
-        store(destination, v);
-    } else {
-        std::memcpy(destination, &v, static_cast<std::size_t>(count) * sizeof(T));
-    }
-}
 
 template <class T> struct ForwardTile {
     Index rows, units, hidden;      // hidden: distance between gate blocks of a `gates` row

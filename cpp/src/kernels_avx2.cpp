@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "fastrnn/kernels.h"
 #include "fastrnn/threads.h"
 
