@@ -5,7 +5,7 @@ torch.nn.RNN / LSTM / GRU.
 """
 
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fastrnn import reference
 from fastrnn.reference import MODES
+from support import Case
 
 EPS = 1e-6
 # Central differences with EPS = 1e-6 have truncation error ~EPS^2 |L'''| / 6 ~ 1e-12 and
@@ -24,35 +25,6 @@ FD_TOLERANCE = 1e-6
 # Single elements checked per tensor, besides one random direction through all of them: a
 # 3-layer bidirectional case has ~2000 scalars at ~2 ms per forward, too many to check each
 FD_ELEMENTS = 10
-
-
-@dataclass(frozen=True)
-class Case:
-    mode: str
-    steps: int
-    batch: int
-    input_size: int
-    hidden_size: int
-    num_layers: int = 1
-    bidirectional: bool = False
-    bias: bool = True
-    linear_before_reset: bool = True
-    lengths: Optional[Tuple[int, ...]] = None
-    initial_state: bool = True  # random non-zero h0 (c0); False passes state=None (zeros)
-    dropout: Optional[float] = None  # drop probability p of the masks between layers
-    seed: int = 0
-
-    @property
-    def directions(self):
-        return 2 if self.bidirectional else 1
-
-    @property
-    def state_shape(self):
-        return (self.num_layers * self.directions, self.batch, self.hidden_size)
-
-    @property
-    def state_parts(self):
-        return ("h0", "c0") if self.mode == "lstm" else ("h0",)
 
 
 @st.composite

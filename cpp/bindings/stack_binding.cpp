@@ -241,7 +241,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 
 template <class T>
 py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object, const py::object& dy_object,
-                                   const py::object& dstate, bool input_gradient) {
+                                   const py::object& dstate, bool input_gradient, bool overwrite_grads) {
     if (!has_forward_)
         throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
                               "first (each forward supports one backward)");
@@ -271,6 +271,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     args.batch = B;
     args.weights = parameters;
     args.grads = grads;
+    args.overwrite_grads = overwrite_grads;
     args.x = forward_input_->data();
     args.lengths = data_or_null(forward_lengths_);
     const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;

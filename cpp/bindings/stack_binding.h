@@ -64,9 +64,10 @@ public:
     py::tuple forward(const py::object& weights, const py::object& x, const py::object& state,
                       const py::object& lengths, bool training, bool batch_first, double dropout,
                       std::uint64_t dropout_seed);
-    // -> (dx or None, dstate0); adds the parameter gradients into grads.
+    // -> (dx or None, dstate0); adds the parameter gradients into grads, or overwrites them
+    // with overwrite_grads (the caller's lazy zero_grad).
     py::tuple backward(const py::object& weights, const py::object& grads, const py::object& dy,
-                       const py::object& dstate, bool input_gradient);
+                       const py::object& dstate, bool input_gradient, bool overwrite_grads);
     // Forget the last training-mode forward: a later backward raises.
     void discard() { has_forward_ = false; }
     // [(name, offset, shape)] of the flat parameter buffer, in PyTorch's order.
@@ -126,7 +127,7 @@ template <class T, CellKind Kind> py::class_<CellStack<T, Kind>> bind_stack_clas
         .def("forward", &Stack::forward, py::arg("weights"), py::arg("x"), py::arg("state"), py::arg("lengths"),
              py::arg("training"), py::arg("batch_first"), py::arg("dropout"), py::arg("dropout_seed"))
         .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
-             py::arg("input_gradient"))
+             py::arg("input_gradient"), py::arg("overwrite_grads") = false)
         .def("discard", &Stack::discard)
         .def("parameter_layout", &Stack::parameter_layout)
         .def_property_readonly("parameter_count", &Stack::parameter_count)

@@ -46,44 +46,71 @@ struct PaddedRows {
 // column up to the panel boundary are zeroed, so pack concatenated segments in column order.
 // Source rows depth_begin + k that `padding` marks are packed as zeros.
 template <class T>
-void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset,
-            MatrixView<T> source, Index depth, Index columns, PaddedRows padding = {},
-            Index depth_begin = 0) {
+void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset, MatrixView<T> source, Index depth,
+            Index columns, PaddedRows padding = {}, Index depth_begin = 0) {
     constexpr int width = panel_width<T>();
-    auto slot = [&](Index k, Index j) -> T& {
-        const Index column = column_offset + j;
-        return packed[(column / width) * panel_depth * width + (row_offset + k) * width + column % width];
-    };
-    if (source.col_stride == 1) {
-        for (Index k = 0; k < depth; ++k) {
-            const bool zero = padding.padded(depth_begin + k);
-            for (Index j = 0; j < columns; ++j) slot(k, j) = zero ? T(0) : source(k, j);
+    // One run per destination panel: columns [done, done + count) land in lanes [lane, lane + count).
+    for (Index done = 0; done < columns;) {
+        const Index lane = (column_offset + done) % width;
+        const Index count = min_of<Index>(width - lane, columns - done);
+        T* panel = packed + (column_offset + done) / width * panel_depth * width + row_offset * width + lane;
+        if (source.col_stride == 1) {
+            for (Index k = 0; k < depth; ++k) {
+                T* out = panel + k * width;
+                const T* in = &source(k, done);
+                if (padding.padded(depth_begin + k)) {
+                    std::memset(out, 0, count * sizeof(T));
+                } else if (count == width) {
+                    std::memcpy(out, in, width * sizeof(T));   // fixed size: two vector moves
+                } else {
+                    for (Index c = 0; c < count; ++c) out[c] = in[c];
+                }
+            }
+        } else {
+            for (Index c = 0; c < count; ++c) {
+                const T* in = &source(0, done + c);
+                for (Index k = 0; k < depth; ++k) panel[k * width + c] = in[k * source.row_stride];
+            }
         }
-    } else {
-        for (Index j = 0; j < columns; ++j)
-            for (Index k = 0; k < depth; ++k) slot(k, j) = source(k, j);
+        done += count;
     }
-    const Index end = column_offset + columns;
-    const Index padded_end = (end + width - 1) / width * width;
-    for (Index j = end; j < padded_end; ++j)
-        for (Index k = 0; k < depth; ++k) slot(k, j - column_offset) = T(0);
+    const Index end_lane = (column_offset + columns) % width;
+    if (end_lane != 0) {
+        T* panel = packed + (column_offset + columns) / width * panel_depth * width + row_offset * width;
+        for (Index k = 0; k < depth; ++k)
+            for (Index c = end_lane; c < width; ++c) panel[k * width + c] = T(0);
+    }
 }
 
 // How the micro-kernel reads A(i, k): ColumnA at a[i + k * stride] (packed micro-panels, or a
 // transposed matrix such as dgates^T), RowA at a[i * stride + k] (a row-major matrix).
 enum class ALayout { column, row };
 
-// tile[Rows, width] = (accumulate ? tile : 0) + A[Rows, depth] * panel[depth, width], with
-// panel rows contiguous.
+// Where a micro-kernel puts its tile and how its accumulators start: rows of c with stride ldc
+// (each a whole panel width), starting from c itself (accumulate), from the row vector `bias`,
+// or from zero.
+template <class T> struct TileTarget {
+    T* c;
+    Index ldc;
+    bool accumulate;
+    const T* bias;
+};
+
+// c[Rows, width] = start + A[Rows, depth] * panel[depth, width], panel rows contiguous.
 template <class T, int Rows, ALayout Layout>
 __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a, Index a_stride, const T* panel,
-                                                        T* tile, bool accumulate) {
+                                                        const TileTarget<T>& target) {
     constexpr int lanes = Simd<T>::lanes;
     constexpr int width = panel_width<T>();
+    // Locals, so the stores below cannot make the compiler reload the target.
+    T* const c = target.c;
+    const Index ldc = target.ldc;
+    const T* const start = target.accumulate ? c : target.bias;
+    const Index start_stride = target.accumulate ? ldc : 0;
     Vec<T> acc0[Rows], acc1[Rows];
     for (int i = 0; i < Rows; ++i) {
-        acc0[i] = accumulate ? load(tile + i * width) : Vec<T>{};
-        acc1[i] = accumulate ? load(tile + i * width + lanes) : Vec<T>{};
+        acc0[i] = start ? load(start + i * start_stride) : Vec<T>{};
+        acc1[i] = start ? load(start + i * start_stride + lanes) : Vec<T>{};
     }
     for (Index k = 0; k < depth; ++k) {
         const Vec<T> b0 = load(panel + k * width);
@@ -97,36 +124,40 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
         }
     }
     for (int i = 0; i < Rows; ++i) {
-        store(tile + i * width, acc0[i]);
-        store(tile + i * width + lanes, acc1[i]);
+        store(c + i * ldc, acc0[i]);
+        store(c + i * ldc + lanes, acc1[i]);
     }
 }
 
 // micro_kernel for a run-time row count 1..kTileRows.
 template <class T, ALayout Layout>
-inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, const T* panel, T* tile, bool accumulate) {
+inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, const T* panel,
+                       const TileTarget<T>& target) {
     switch (rows) {
-        case 1: micro_kernel<T, 1, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
-        case 2: micro_kernel<T, 2, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
-        case 3: micro_kernel<T, 3, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
-        case 4: micro_kernel<T, 4, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 1: micro_kernel<T, 1, Layout>(depth, a, a_stride, panel, target); break;
+        case 2: micro_kernel<T, 2, Layout>(depth, a, a_stride, panel, target); break;
+        case 3: micro_kernel<T, 3, Layout>(depth, a, a_stride, panel, target); break;
+        case 4: micro_kernel<T, 4, Layout>(depth, a, a_stride, panel, target); break;
 #if defined(__AVX2__)
-        case 5: micro_kernel<T, 5, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
-        case 6: micro_kernel<T, 6, Layout>(depth, a, a_stride, panel, tile, accumulate); break;
+        case 5: micro_kernel<T, 5, Layout>(depth, a, a_stride, panel, target); break;
+        case 6: micro_kernel<T, 6, Layout>(depth, a, a_stride, panel, target); break;
 #endif
         default: break;
     }
 }
 
+// A scratch tile that starts from zero.
+template <class T> inline TileTarget<T> fresh_tile(T* tile) { return {tile, panel_width<T>(), false, nullptr}; }
+
 // The tile for rows [row, row + rows) of a strided A, in whichever layout it has.
 template <class T>
 inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Index row, Index depth_begin, const T* panel,
-                            T* tile) {
+                            const TileTarget<T>& target) {
     const T* origin = &a(row, depth_begin);
     if (a.col_stride == 1) {
-        micro_tile<T, ALayout::row>(rows, depth, origin, a.row_stride, panel, tile, false);
+        micro_tile<T, ALayout::row>(rows, depth, origin, a.row_stride, panel, target);
     } else {
-        micro_tile<T, ALayout::column>(rows, depth, origin, a.col_stride, panel, tile, false);
+        micro_tile<T, ALayout::column>(rows, depth, origin, a.col_stride, panel, target);
     }
 }
 
@@ -208,15 +239,24 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
                 const T* bias = out.bias ? out.bias + first_column : nullptr;
                 for (Index i = 0; i < block_rows; i += kTileRows) {
                     const Index tile_rows = min_of<Index>(kTileRows, block_rows - i);
+                    // Whole panels accumulate straight into C; the last, narrower one goes
+                    // through a scratch tile.
+                    const bool whole = tile_columns == width;
+                    const bool accumulate = !first_block || out.accumulate;
+                    const TileTarget<T> target =
+                        whole ? TileTarget<T>{out.c + (block_row + i) * out.ldc + first_column, out.ldc, accumulate,
+                                              accumulate ? nullptr : bias}
+                              : fresh_tile(tile);
                     if (pack_a_block) {
                         micro_tile<T, ALayout::column>(tile_rows, block_depth, a_pack + i * block_depth, kTileRows,
-                                                       panel, tile, false);
+                                                       panel, target);
                     } else {
-                        micro_tile_view(tile_rows, block_depth, a, block_row + i, depth_begin, panel, tile);
+                        micro_tile_view(tile_rows, block_depth, a, block_row + i, depth_begin, panel, target);
                     }
+                    if (whole) continue;
                     for (Index r = 0; r < tile_rows; ++r)
                         write_tile_row(out.c + (block_row + i + r) * out.ldc + first_column, tile + r * width,
-                                       tile_columns, !first_block || out.accumulate, bias);
+                                       tile_columns, accumulate, bias);
                 }
             }
         }
@@ -225,40 +265,27 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
 
 // Products for a handful of rows, where packing would cost more than it saves (a generation
 // step): out[i, n] = sum_k a[i, k] * w[n, k] for rows i < rows, straight from the row-major
-// weights w. out has row stride ldo.
+// weights w, `lanes` weight rows at a time. out has row stride ldo.
 template <class T>
-void dot_rows(T* out, Index ldo, const T* a, Index lda, Index rows, const T* w, Index ldw,
-              Index count, Index depth) {
+void dot_rows(T* out, Index ldo, const T* a, Index lda, Index rows, const T* w, Index ldw, Index count, Index depth) {
     constexpr int lanes = Simd<T>::lanes;
-    const Index vector_depth = depth / lanes * lanes;
+    const Index tail = depth % lanes, body = depth - tail;
     for (Index i = 0; i < rows; ++i) {
-        const T* a_row = a + i * lda;
-        Index n = 0;
-        for (; n + 4 <= count; n += 4) {
-            const T* w0 = w + n * ldw;
-            Vec<T> s0{}, s1{}, s2{}, s3{};
-            for (Index k = 0; k < vector_depth; k += lanes) {
-                const Vec<T> x = load(a_row + k);
-                s0 += x * load(w0 + k);
-                s1 += x * load(w0 + ldw + k);
-                s2 += x * load(w0 + 2 * ldw + k);
-                s3 += x * load(w0 + 3 * ldw + k);
+        const T* x = a + i * lda;
+        for (Index n = 0; n < count; n += lanes) {
+            const Index group = min_of<Index>(lanes, count - n);
+            const T* weights[lanes];
+            for (int j = 0; j < lanes; ++j) weights[j] = w + (n + min_of<Index>(j, group - 1)) * ldw;  // past the end: repeat the last row
+            Vec<T> sums[lanes] = {};
+            for (Index k = 0; k < body; k += lanes) {
+                const Vec<T> xv = load(x + k);
+                for (int j = 0; j < lanes; ++j) sums[j] += xv * load(weights[j] + k);
             }
-            T sums[4] = {0, 0, 0, 0};
-            for (int lane = 0; lane < lanes; ++lane) {
-                sums[0] += s0[lane];
-                sums[1] += s1[lane];
-                sums[2] += s2[lane];
-                sums[3] += s3[lane];
+            if (tail) {
+                const Vec<T> xv = load_partial(x + body, tail);
+                for (int j = 0; j < lanes; ++j) sums[j] += xv * load_partial(weights[j] + body, tail);
             }
-            for (Index k = vector_depth; k < depth; ++k)
-                for (int j = 0; j < 4; ++j) sums[j] += a_row[k] * w0[j * ldw + k];
-            for (int j = 0; j < 4; ++j) out[i * ldo + n + j] = sums[j];
-        }
-        for (; n < count; ++n) {
-            T sum = 0;
-            for (Index k = 0; k < depth; ++k) sum += a_row[k] * w[n * ldw + k];
-            out[i * ldo + n] = sum;
+            store_partial(out + i * ldo + n, sum_each<T>(sums), group);
         }
     }
 }

@@ -16,8 +16,9 @@
 // Batch sizes up to this run the recurrent product as dot products on the unpacked W_hh:
 // packing would cost as much as the whole call when the next call (generation) repeats it.
 constexpr Index kDotBatch = 2;
-// Input projections of at most this many rows likewise.
-constexpr Index kDotRows = 4;
+// Input projections of at most this many rows (T*B) likewise: reading W_ih once per row costs
+// less than packing it.
+constexpr Index kDotRows = 16;
 // Below this many flops per time step, a second thread costs more in barriers than it saves.
 constexpr double kParallelStepFlops = 150e3;
 
@@ -165,7 +166,7 @@ inline void segment_product(Index rows, const Segment<T>* segments, int count, c
     constexpr int width = panel_width<T>();
     for (int s = 0; s < count; ++s)
         micro_tile<T, ALayout::row>(rows, segments[s].depth, segments[s].a, segments[s].lda,
-                                    panel + segments[s].panel_offset * width, tile, s > 0);
+                                    panel + segments[s].panel_offset * width, TileTarget<T>{tile, width, s > 0, nullptr});
 }
 
 template <class Cell, class T> struct ForwardRun {
@@ -287,7 +288,7 @@ template <class Cell, class T> struct ForwardRun {
             const T* bias = args.scratch + scratch.bias + direction * GH;
             T* out = gates_buffer + direction * GH;
             if (rows <= kDotRows) {
-                const Range range = split_range(GH, thread, threads, 4);
+                const Range range = split_range(GH, thread, threads, Simd<T>::lanes);
                 dot_rows(out + range.begin, dims.gates_ld(), input, input_size, rows, w_ih + range.begin * input_size,
                          input_size, range.end - range.begin, input_size);
                 for (Index r = 0; r < rows; ++r)
@@ -362,7 +363,7 @@ template <class Cell, class T> struct ForwardRun {
                     dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * H, H, units, H);
                 } else {
                     micro_tile<T, ALayout::row>(rows, H, a + row * H, H, packed + (g * P + u) * H * width,
-                                                tile + g * gate_stride, false);
+                                                fresh_tile(tile + g * gate_stride));
                 }
             }
             f.rows = rows;
@@ -580,6 +581,13 @@ template <class Cell, class T> struct BackwardRun {
     // rows, each split by output rows over the threads.
     void weight_gradients(Index layer, int thread) {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
+        if (dims.lstm && thread == 0) {
+            // The cell-state carry is dL/dc0 once the time loop is done.
+            const Index state_values = B * H;
+            for (Index direction = 0; direction < dims.directions; ++direction)
+                std::memcpy(args.dc0 + (layer * dims.directions + direction) * state_values, dc(direction),
+                            state_values * sizeof(T));
+        }
         const Index rows = dims.rows(), input_size = dims.input_size(layer);
         const PaddedRows padding{args.lengths, B};
         for (Index direction = 0; direction < dims.directions; ++direction) {
@@ -590,7 +598,8 @@ template <class Cell, class T> struct BackwardRun {
             const T* h_prev = states(layer, direction) + (direction == 0 ? 0 : slot(1));
             const MatrixView<T> h_prev_rows{h_prev, H, 1};
             const Range gate_rows = split_range(GH, thread, threads, kTileRows);
-            gemm_rows(GemmOutput<T>{args.grads + o.weight_ih, input_size, true, nullptr}, dgates_t,
+            const bool accumulate = !args.overwrite_grads;
+            gemm_rows(GemmOutput<T>{args.grads + o.weight_ih, input_size, accumulate, nullptr}, dgates_t,
                       MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
                       rows, gemm_scratch(thread), padding);
             T* dw_hh = args.grads + o.weight_hh;
@@ -598,17 +607,17 @@ template <class Cell, class T> struct BackwardRun {
                 // r and z rows multiply h_{t-1}; the n rows are dn*r times h_{t-1} (linear before
                 // reset) or dn times r*h_{t-1}.
                 const Range rz = split_range(2 * H, thread, threads, kTileRows);
-                gemm_rows(GemmOutput<T>{dw_hh, H, true, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
+                gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
                           gemm_scratch(thread), padding);
                 const Range n = split_range(H, thread, threads, kTileRows);
                 const bool lbr = dims.config.linear_before_reset;
                 const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
                                             : MatrixView<T>{dgates + 2 * H, 1, ld};
                 const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-                gemm_rows(GemmOutput<T>{dw_hh + 2 * H * H, H, true, nullptr}, a, b, n.begin, n.end, H, rows,
+                gemm_rows(GemmOutput<T>{dw_hh + 2 * H * H, H, accumulate, nullptr}, a, b, n.begin, n.end, H, rows,
                           gemm_scratch(thread), padding);
             } else {
-                gemm_rows(GemmOutput<T>{dw_hh, H, true, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
+                gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
                           gate_rows.end, H, rows, gemm_scratch(thread), padding);
             }
             if (o.bias_ih >= 0) bias_gradients(layer, direction, o, thread);
@@ -623,6 +632,10 @@ template <class Cell, class T> struct BackwardRun {
         const Range columns = split_range(GH, thread, threads, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
+        if (args.overwrite_grads) {
+            std::memset(db_ih + columns.begin, 0, (columns.end - columns.begin) * sizeof(T));
+            std::memset(db_hh + columns.begin, 0, (columns.end - columns.begin) * sizeof(T));
+        }
         // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
         const Index shared_end = lbr ? min_of(columns.end, 2 * H) : columns.end;
         for (Index row = 0; row < dims.rows(); ++row) {

@@ -101,3 +101,36 @@ template <class T> inline void store_partial(T* destination, Vec<T> v, Index cou
     }
     if (count & 1) destination[i] = values[i];
 }
+
+// The horizontal sum of each of `lanes` vectors v[0..lanes), as one vector: result[j] = sum of
+// v[j]'s lanes.
+template <class T> inline Vec<T> sum_each(const Vec<T>* v) {
+    Vec<T> sums{};
+    for (int j = 0; j < Simd<T>::lanes; ++j)
+        for (int lane = 0; lane < Simd<T>::lanes; ++lane) sums[j] += v[j][lane];
+    return sums;
+}
+
+#if defined(__AVX2__)
+template <> inline Vec<float> sum_each<float>(const Vec<float>* v) {
+    // hadd pairs neighbours: two rounds leave each vector's 128-bit halves summed, one per lane
+    // of each half; adding the two halves finishes.
+    const __m256 pairs01 = _mm256_hadd_ps((__m256)v[0], (__m256)v[1]);
+    const __m256 pairs23 = _mm256_hadd_ps((__m256)v[2], (__m256)v[3]);
+    const __m256 pairs45 = _mm256_hadd_ps((__m256)v[4], (__m256)v[5]);
+    const __m256 pairs67 = _mm256_hadd_ps((__m256)v[6], (__m256)v[7]);
+    const __m256 quads0123 = _mm256_hadd_ps(pairs01, pairs23);
+    const __m256 quads4567 = _mm256_hadd_ps(pairs45, pairs67);
+    const __m256 low = _mm256_permute2f128_ps(quads0123, quads4567, 0x20);
+    const __m256 high = _mm256_permute2f128_ps(quads0123, quads4567, 0x31);
+    return (Vec<float>)_mm256_add_ps(low, high);
+}
+
+template <> inline Vec<double> sum_each<double>(const Vec<double>* v) {
+    const __m256d pairs01 = _mm256_hadd_pd((__m256d)v[0], (__m256d)v[1]);
+    const __m256d pairs23 = _mm256_hadd_pd((__m256d)v[2], (__m256d)v[3]);
+    const __m256d low = _mm256_permute2f128_pd(pairs01, pairs23, 0x20);
+    const __m256d high = _mm256_permute2f128_pd(pairs01, pairs23, 0x31);
+    return (Vec<double>)_mm256_add_pd(low, high);
+}
+#endif

@@ -34,12 +34,17 @@ def positive_int(value, name):
 
 class ParameterDict(Mapping):
     """Named views into a flat buffer. Assigning `d[name] = value` copies into the view (the
-    shape must match), so the flat buffer the kernels and optimizers use stays the one truth."""
+    shape must match), so the flat buffer the kernels and optimizers use stays the one truth.
+    `before_read` (if given) runs before a view is handed out: the gradient dict uses it to
+    carry out a pending lazy zero_grad."""
 
-    def __init__(self, views):
+    def __init__(self, views, before_read=None):
         self._views = views
+        self._before_read = before_read
 
     def __getitem__(self, name):
+        if self._before_read:
+            self._before_read()
         return self._views[name]
 
     def __iter__(self):
@@ -73,9 +78,21 @@ class Parameters:
         size = sum(int(np.prod(shape)) for _, _, shape in layout)
         self.values = np.zeros(size, dtype=self.dtype)
         self.grads = np.zeros(size, dtype=self.dtype)
+        # zero_grad() on a layer whose backward can overwrite only sets this: the next backward
+        # writes instead of adding (no separate pass over the buffer), and every other way to
+        # read the gradients (grad_views, Layer.grads, Layer.parameter_buffers) zeroes first.
+        # Like PyTorch's zero_grad(set_to_none=True), a bare array view kept from before
+        # zero_grad() is not zeroed; read gradients through `grads`.
+        self.zero_pending = False
         self.shapes = {name: tuple(shape) for name, _, shape in layout}
         self.value_views = ParameterDict(self._views(self.values, layout))
-        self.grad_views = ParameterDict(self._views(self.grads, layout))
+        self.grad_views = ParameterDict(self._views(self.grads, layout), before_read=self.settle_grads)
+
+    def settle_grads(self):
+        """Carries out a pending lazy zero_grad."""
+        if self.zero_pending:
+            self.grads.fill(0)
+            self.zero_pending = False
 
     @staticmethod
     def _views(buffer, layout):
@@ -125,8 +142,12 @@ class Layer:
         return self._parameters.grad_views if self._parameters else ParameterDict({})
 
     def parameter_buffers(self):
-        """[(values, grads)] flat buffers, for optimizers."""
-        return [(self._parameters.values, self._parameters.grads)] if self._parameters else []
+        """[(values, grads)] flat buffers, for optimizers (call it each step: it settles a lazy
+        zero_grad)."""
+        if not self._parameters:
+            return []
+        self._parameters.settle_grads()
+        return [(self._parameters.values, self._parameters.grads)]
 
     def zero_grad(self):
         if self._parameters:

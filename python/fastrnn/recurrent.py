@@ -58,7 +58,15 @@ class _Recurrent(Layer):
         w.r.t. state_n (None: zeros). Parameter gradients are ADDED into `grads`.
         input_grad=False skips dx (returned as None), like an input that does not require grad.
         """
-        return self._native.backward(self._parameters.values, self._parameters.grads, dy, dstate, input_grad)
+        parameters = self._parameters
+        result = self._native.backward(parameters.values, parameters.grads, dy, dstate, input_grad,
+                                       parameters.zero_pending)
+        parameters.zero_pending = False
+        return result
+
+    def zero_grad(self):
+        # Lazy: the next backward overwrites the gradients instead of adding to them.
+        self._parameters.zero_pending = True
 
     def train(self, mode=True):
         if not mode:

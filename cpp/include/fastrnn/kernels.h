@@ -31,7 +31,8 @@ template <class T> struct BackwardArgs {
     StackConfig config;
     Index steps, batch;
     const T* weights;
-    T* grads;                     // flat, same layout as weights; ADDED into
+    T* grads;                       // flat, same layout as weights; ADDED into, or
+    bool overwrite_grads;           //   overwritten when set (the caller zeroed them lazily)
     const T* x;                   // the forward's x [T, B, input_size]
     const std::int64_t* lengths;  // the forward's lengths or null
     const T* dy;                  // [T, B, D*H]

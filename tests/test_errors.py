@@ -1,0 +1,205 @@
+"""Bad arguments to the layer API: each raises ValueError or TypeError whose message names the
+argument and says what was expected and what came; a rejected call changes nothing. Inputs of
+another float dtype or memory layout are converted and give the contiguous input's results.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import fastrnn
+
+T, B, I, H, L = 5, 2, 3, 4, 2   # the layers below: input 3, hidden 4, 2 layers
+
+
+def lstm():
+    return fastrnn.LSTM(I, H, num_layers=L, seed=0)
+
+
+def gru():
+    return fastrnn.GRU(I, H, num_layers=L, seed=0)
+
+
+X = np.zeros((T, B, I), np.float32)
+STATE = np.zeros((L, B, H), np.float32)
+DY = np.zeros((T, B, H), np.float32)
+
+
+def forward(layer_factory, x=X, state=None, lengths=None):
+    return lambda: layer_factory()(x, state, lengths=lengths)
+
+
+def backward(layer_factory, dy=DY, dstate=None, prepare=lambda layer: layer(X)):
+    def call():
+        layer = layer_factory()
+        prepare(layer)
+        layer.backward(dy, dstate)
+    return call
+
+
+def load(state_change):
+    def call():
+        layer = lstm()
+        state = layer.state_dict()
+        state_change(state)
+        layer.load_state_dict(state)
+    return call
+
+
+def forward_then_eval(layer):
+    layer(X)
+    layer.eval()
+
+
+def eval_forward(layer):
+    layer.eval()
+    layer(X)
+
+
+def two_backwards(layer):
+    layer(X)
+    layer.backward(DY)
+
+
+# (call, exception, words the message must contain, in order)
+BAD_CALLS = {
+    "x_1d": (forward(lstm, np.zeros(3, np.float32)), ValueError, ["x", "3-D", "(3,)"]),
+    "x_4d": (forward(lstm, np.zeros((1, T, B, I), np.float32)), ValueError, ["x", "3-D", "(1, 5, 2, 3)"]),
+    "x_features": (forward(lstm, np.zeros((T, B, I + 1), np.float32)), ValueError, ["x", "input_size=3", "(5, 2, 4)"]),
+    "x_no_steps": (forward(lstm, np.zeros((0, B, I), np.float32)), ValueError, ["x", "(0, 2, 3)"]),
+    "x_list": (forward(lstm, X.tolist()), TypeError, ["x", "ndarray", "list"]),
+    "x_int": (forward(lstm, X.astype(np.int64)), TypeError, ["x", "floating", "int64"]),
+    "x_complex": (forward(lstm, X.astype(np.complex64)), TypeError, ["x", "floating", "complex64"]),
+    "x_bool": (forward(lstm, X.astype(bool)), TypeError, ["x", "floating", "bool"]),
+    "state_shape": (forward(gru, state=np.zeros((L, B + 1, H))), ValueError, ["state", "(2, 2, 4)", "(2, 3, 4)"]),
+    "state_unbatched_shape": (forward(gru, X[:, 0], np.zeros((L, B, H))), ValueError, ["state", "(2, 4)", "(2, 2, 4)"]),
+    "state_c_shape": (forward(lstm, state=(STATE, STATE[:1])), ValueError, ["state", "(c)", "(2, 2, 4)", "(1, 2, 4)"]),
+    "state_tuple_for_gru": (forward(gru, state=(STATE,)), TypeError, ["state", "array", "(2, 2, 4)", "tuple"]),
+    "state_array_for_lstm": (forward(lstm, state=STATE), TypeError, ["state", "tuple (h, c)", "ndarray"]),
+    "state_three_parts": (forward(lstm, state=(STATE,) * 3), ValueError, ["state", "2 arrays", "3"]),
+    "state_int": (forward(gru, state=STATE.astype(np.int32)), TypeError, ["state", "floating", "int32"]),
+    "lengths_zero": (forward(lstm, lengths=[0, T]), ValueError, ["lengths", "[1, 5]", "0"]),
+    "lengths_too_long": (forward(lstm, lengths=[T, T + 1]), ValueError, ["lengths", "[1, 5]", "6"]),
+    "lengths_negative_unsigned": (forward(lstm, lengths=np.array([2**64 - 1, 1], np.uint64)), ValueError,
+                                  ["lengths", "[1, 5]"]),
+    "lengths_shape": (forward(lstm, lengths=[T]), ValueError, ["lengths", "(2,)", "(1,)"]),
+    "lengths_2d": (forward(lstm, lengths=[[T, T]]), ValueError, ["lengths", "(2,)", "(1, 2)"]),
+    "lengths_float": (forward(lstm, lengths=[5.0, 5.0]), TypeError, ["lengths", "integer", "float64"]),
+    "lengths_bool": (forward(lstm, lengths=[True, True]), TypeError, ["lengths", "integer", "bool"]),
+    "dy_shape": (backward(lstm, DY[:, :1]), ValueError, ["dy", "(5, 2, 4)", "(5, 1, 4)"]),
+    "dy_int": (backward(lstm, DY.astype(np.int16)), TypeError, ["dy", "floating", "int16"]),
+    "dstate_shape": (backward(gru, dstate=STATE[:1]), ValueError, ["dstate", "(2, 2, 4)", "(1, 2, 4)"]),
+    "dstate_array_for_lstm": (backward(lstm, dstate=STATE), TypeError, ["dstate", "tuple (h, c)", "ndarray"]),
+    "backward_before_forward": (backward(lstm, prepare=lambda layer: None), ValueError, ["backward", "forward"]),
+    "backward_after_eval": (backward(lstm, prepare=forward_then_eval), ValueError,
+                            ["backward", "training-mode forward"]),
+    "backward_of_eval_forward": (backward(lstm, prepare=eval_forward), ValueError, ["backward", "training-mode"]),
+    "second_backward": (backward(lstm, prepare=two_backwards), ValueError, ["backward", "one backward"]),
+    "state_dict_missing": (load(lambda state: state.pop("bias_hh_l1")), ValueError, ["missing", "bias_hh_l1"]),
+    "state_dict_extra": (load(lambda state: state.update(weight_ih_l2=np.zeros((16, 4)))), ValueError,
+                         ["unexpected", "weight_ih_l2"]),
+    "state_dict_shape": (load(lambda state: state.update(weight_hh_l0=np.zeros((4, 16)))), ValueError,
+                         ["weight_hh_l0", "(16, 4)", "(4, 16)"]),
+    "state_dict_complex": (load(lambda state: state.update(bias_ih_l0=np.zeros(16, complex))), TypeError,
+                           ["bias_ih_l0", "complex128"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_call_raises_a_clear_error(name):
+    call, exception, words = BAD_CALLS[name]
+    with pytest.raises(exception) as raised:
+        call()
+    pattern = ".*".join(re.escape(word) for word in words)
+    assert re.search(pattern, str(raised.value)), str(raised.value)
+
+
+BAD_CONSTRUCTIONS = [
+    ("input_size", dict(input_size=0), ValueError, "0"),
+    ("hidden_size", dict(hidden_size=-1), ValueError, "-1"),
+    ("num_layers", dict(num_layers=0), ValueError, "0"),
+    ("input_size", dict(input_size=3.0), TypeError, "float"),
+    ("hidden_size", dict(hidden_size="4"), TypeError, "str"),
+    ("num_layers", dict(num_layers=1.5), TypeError, "float"),
+    ("input_size", dict(input_size=True), TypeError, "bool"),
+    ("dropout", dict(dropout=1.0), ValueError, "1.0"),
+    ("dropout", dict(dropout=-0.1), ValueError, "-0.1"),
+    ("dropout", dict(dropout=float("nan")), ValueError, "nan"),
+    ("dtype", dict(dtype="float16"), ValueError, "float16"),
+    ("dtype", dict(dtype="int32"), ValueError, "int32"),
+    ("dtype", dict(dtype="banana"), TypeError, "banana"),
+]
+
+
+@pytest.mark.parametrize("layer_class", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+@pytest.mark.parametrize("argument, change, exception, received", BAD_CONSTRUCTIONS)
+def test_bad_constructor_argument_raises(layer_class, argument, change, exception, received):
+    with pytest.raises(exception, match=f"{argument}: expected .*{re.escape(received)}"):
+        layer_class(**{"input_size": I, "hidden_size": H, **change})
+
+
+@pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])
+def test_bad_nonlinearity_raises(nonlinearity):
+    with pytest.raises(ValueError, match=f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}"):
+        fastrnn.RNN(I, H, nonlinearity=nonlinearity)
+
+
+def test_rejected_calls_change_nothing():
+    """A forward or backward that raises leaves the last training forward to differentiate, and
+    a load_state_dict that raises loads nothing."""
+    rng = np.random.default_rng(0)
+    x, dy, state = rng.normal(size=X.shape), rng.normal(size=DY.shape), rng.normal(size=STATE.shape)
+    reference = lstm()
+    reference(x, (state, state))
+    expected = reference.backward(dy)
+    layer = lstm()
+    layer(x, (state, state))
+    for bad in (lambda: layer(x, state), lambda: layer(x, lengths=[0, 1]), lambda: layer.backward(dy[:1]),
+                lambda: layer.load_state_dict({**layer.state_dict(), "weight_hh_l0": np.zeros(3)})):
+        with pytest.raises((TypeError, ValueError)):
+            bad()
+    dx, (dh0, _) = layer.backward(dy)
+    np.testing.assert_array_equal(dx, expected[0])
+    np.testing.assert_array_equal(dh0, expected[1][0])
+    for name, grad in reference.grads.items():
+        np.testing.assert_array_equal(layer.grads[name], grad)
+
+
+def results(layer, x, state, dy, dstate, lengths):
+    """What an LSTM's forward and backward return, as one flat list of arrays."""
+    layer.zero_grad()
+    y, state_n = layer(x, state, lengths=lengths)
+    dx, (dh0, dc0) = layer.backward(dy, dstate)
+    return [y, *state_n, dx, dh0, dc0, layer.parameter_buffers()[0][1].copy()]
+
+
+def with_layout(array, layout):
+    """The same values as a non-contiguous view (every other element of a bigger array, or a
+    transpose of a transposed copy) or in another dtype."""
+    if layout == "strided":
+        bigger = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), array.dtype)
+        bigger[..., ::2] = array
+        return bigger[..., ::2]
+    if layout == "fortran":
+        return np.asfortranarray(array)
+    return array.astype(layout)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["strided", "fortran", "float16", "float64", "float32", "longdouble"])
+def test_other_layouts_and_dtypes_are_converted(dtype, layout):
+    rng = np.random.default_rng(1)
+    # values a float16 holds exactly, so every dtype carries the same numbers
+    x, dy = (rng.integers(-64, 64, shape) / 64 for shape in ((T, B, I), (T, B, 2 * H)))
+    state, dstate = ([rng.integers(-64, 64, (2 * L, B, H)) / 64 for _ in range(2)] for _ in range(2))
+    lengths = np.array([T, 2])
+    layer = fastrnn.LSTM(I, H, num_layers=L, bidirectional=True, dtype=dtype, seed=0)
+    contiguous = results(layer, x.astype(dtype), tuple(part.astype(dtype) for part in state), dy.astype(dtype),
+                         tuple(part.astype(dtype) for part in dstate), lengths)
+    converted = results(layer, with_layout(x, layout), tuple(with_layout(part, layout) for part in state),
+                        with_layout(dy, layout), tuple(with_layout(part, layout) for part in dstate),
+                        np.array([T, 0, 2, 0], np.int32)[::2])
+    for actual, expected in zip(converted, contiguous):
+        assert actual.dtype == dtype
+        np.testing.assert_array_equal(actual, expected)

@@ -1,0 +1,136 @@
+"""Threads: kernel results bitwise identical for any thread count and across repeated runs, the
+thread-count API, and the environment variables read at start-up (FASTRNN_NUM_THREADS,
+FASTRNN_ISA).
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastrnn
+from support import CELL_IDS, CELLS, ISAS, Case, NativeRun, assert_close, make_data, reference_run, result_dict
+
+
+@pytest.fixture
+def restore_threads():
+    threads = fastrnn.get_num_threads()
+    yield
+    fastrnn.set_num_threads(threads)
+
+
+# Each shape does >= 150e3 flops per time step, so the kernels use every thread they may.
+# "wide" splits each step's hidden-unit panels between the threads; "tall" has too few panels
+# (H = 9) for that and splits the batch rows instead, in partial row tiles; "narrow" has the
+# batch of 2 that takes the dot-product path.
+SHAPES = {
+    "wide": dict(steps=5, batch=32, input_size=20, hidden_size=64, num_layers=2, bidirectional=True,
+                 lengths=(5, 3, 1, 5) * 8),
+    "tall": dict(steps=3, batch=157, input_size=7, hidden_size=9, num_layers=2, bidirectional=True),
+    "narrow": dict(steps=4, batch=2, input_size=5, hidden_size=130, num_layers=2, lengths=(4, 2)),
+}
+
+
+def all_results(run):
+    """Inference forward, training forward and backward, and the same with dropout (whose
+    masks must not depend on the thread count either), as one dict."""
+    results = {f"inference {name}": value for name, value in result_dict(
+        run.case, *run.forward(training=False)).items()}
+    results.update(result_dict(run.case, *run.forward(training=True), *run.backward()))
+    forward = run.forward(training=True, dropout=0.3, seed=5)
+    results.update({f"dropout {name}": value for name, value in result_dict(
+        run.case, *forward, *run.backward()).items()})
+    return results
+
+
+@pytest.mark.parametrize("mode, linear_before_reset", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_results_identical_for_any_thread_count(restore_threads, mode, linear_before_reset, isa, dtype, shape):
+    case = Case(mode, linear_before_reset=linear_before_reset, **SHAPES[shape])
+    data = make_data(case).rounded(dtype)
+    run = NativeRun(case, data, dtype, isa)
+    results = []
+    for threads in (1, 2, 3, 2):   # 2 twice: repeated runs agree too
+        fastrnn.set_num_threads(threads)
+        results.append((threads, all_results(run)))
+    single = results[0][1]
+    for threads, result in results[1:]:
+        for name, value in single.items():
+            np.testing.assert_array_equal(result[name], value, err_msg=f"{name}, {threads} threads")
+    # and they are right
+    expected_inference, expected = reference_run(case, data)
+    threaded = results[1][1]
+    assert_close({name: threaded[name] for name in expected}, expected, dtype,
+                 f"{np.dtype(dtype).name} threaded vs reference")
+    assert_close({name: threaded[f"inference {name}"] for name in expected_inference}, expected_inference, dtype,
+                 f"{np.dtype(dtype).name} threaded vs reference")
+
+
+def test_layers_in_concurrent_python_threads(restore_threads):
+    """Kernel calls from two Python threads (the GIL is released) share the worker pool one at a
+    time: each gets its own right result; one layer used by both at once raises."""
+    fastrnn.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    layers = [fastrnn.GRU(20, 64, num_layers=2, bidirectional=True, dtype="float64", seed=i) for i in range(2)]
+    inputs = [rng.normal(size=(5, 32, 20)) for _ in layers]
+    expected = [layer(x)[0] for layer, x in zip(layers, inputs)]
+    mismatches, clashes = [], []
+
+    def work(index, layer_index):
+        for _ in range(20):
+            try:
+                y = layers[layer_index](inputs[layer_index])[0]
+            except RuntimeError as error:
+                clashes.append(str(error))
+                continue
+            if not np.array_equal(y, expected[layer_index]):
+                mismatches.append(index)
+
+    for layer_indices in ([0, 1], [0, 0]):
+        workers = [threading.Thread(target=work, args=(index, layer_index))
+                   for index, layer_index in enumerate(layer_indices)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert not mismatches
+    assert all("already running" in clash for clash in clashes)
+
+
+def test_thread_count_api(restore_threads):
+    for threads in (1, 3, 2):
+        fastrnn.set_num_threads(threads)
+        assert fastrnn.get_num_threads() == threads
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="threads"):
+            fastrnn.set_num_threads(bad)
+    for bad in ("2", 2.5, None):
+        with pytest.raises(TypeError):
+            fastrnn.set_num_threads(bad)
+    assert fastrnn.get_num_threads() == 2
+
+
+def run_python(code, **environment):
+    """Output of `code` in a fresh interpreter whose environment has these FASTRNN_*
+    variables (and no others)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FASTRNN_")}
+    env.update(environment)
+    completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                               check=True)
+    return completed.stdout.split()
+
+
+STARTUP = "import fastrnn; print(fastrnn.get_num_threads(), fastrnn.kernel_isa(), fastrnn.LSTM(2, 3)._native.isa)"
+
+
+def test_environment_sets_defaults():
+    best = "avx2" if fastrnn._core.isa_available("avx2") else "portable"
+    assert run_python(STARTUP, FASTRNN_NUM_THREADS="1") == ["1", best, best]
+    assert run_python(STARTUP, FASTRNN_NUM_THREADS="3", FASTRNN_ISA="portable") == ["3", "portable", "portable"]
+    threads, isa, _ = run_python(STARTUP)
+    assert int(threads) >= 1 and isa == best
