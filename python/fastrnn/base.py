@@ -13,7 +13,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def float_dtype(dtype):
-    """np.dtype for a layer's `dtype` argument: float32 or float64."""
+    """np.dtype for a layer's `dtype` argument: float32 or float64 (None: float32, PyTorch's
+    default)."""
+    if dtype is None:
+        return np.dtype(np.float32)
     try:
         resolved = np.dtype(dtype)
     except TypeError as error:
