@@ -65,6 +65,9 @@ PYBIND11_MODULE(_core, m) {
             set_num_threads(threads);
         },
         py::arg("threads"), "Set the number of threads the kernels may use.");
+    m.def(
+        "_set_poison", [](bool on) { poison_buffers = on; }, py::arg("on"),
+        "Tests only: NaN-fill outputs and workspaces before every kernel call.");
     m.def("kernel_isa", [] { return std::string(isa_name(best_isa())); },
           "The instruction set of the kernels in use: 'avx2' or 'portable' (FASTRNN_ISA=portable forces the latter).");
     m.def("isa_available", [](const std::string& isa) { return isa == "portable" || (isa == "avx2" && isa_available(Isa::avx2)); });

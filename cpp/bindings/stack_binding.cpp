@@ -1,9 +1,13 @@
 // NativeStack: argument checks, layout conversion and the GIL-free kernel call.
 #include "stack_binding.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 namespace fastrnn {
+
+bool poison_buffers = false;
 
 std::string shape_text(const std::vector<Index>& shape) {
     std::ostringstream text;
@@ -77,6 +81,11 @@ py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::
 
 template <class A> auto* data_or_null(const std::optional<A>& array) {
     return array ? array->data() : nullptr;
+}
+
+// NaN-fills [data, data + count) when poison_buffers is set.
+template <class T> void poison(T* data, Index count) {
+    if (poison_buffers && data) std::fill(data, data + count, std::numeric_limits<T>::quiet_NaN());
 }
 
 }  // namespace
@@ -218,8 +227,14 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     args.dropout = dropout;
     args.dropout_seed = dropout_seed;
     args.stored = training ? stored_.reserve(kernels_->stored_size(config_, T_, B)) : nullptr;
-    args.scratch = scratch_.reserve(kernels_->forward_scratch_size(config_, T_, B, training, threads));
+    const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
+    args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
+    poison(args.scratch, scratch_size);
+    poison(args.stored, training ? kernels_->stored_size(config_, T_, B) : 0);
+    poison(args.y, T_ * B * DH);
+    poison(args.hn, states() * B * H);
+    poison(args.cn, states() * B * H);
     T* x_staged = x_time_major.mutable_data();
     T* y_out = y.mutable_data();
     {
@@ -285,8 +300,13 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     args.dropout = dropout_;
     args.dropout_seed = dropout_seed_;
     args.stored = stored_.reserve(kernels_->stored_size(config_, T_, B));
-    args.scratch = scratch_.reserve(kernels_->backward_scratch_size(config_, T_, B, threads));
+    const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
+    args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
+    poison(args.scratch, scratch_size);   // not `stored`: it holds the forward's activations
+    poison(args.dx, T_ * B * input_size);
+    poison(args.dh0, states() * B * H);
+    poison(args.dc0, states() * B * H);
     has_forward_ = false;   // backward overwrites the stored activations
     T* dx_out = dx ? dx->mutable_data() : nullptr;
     {

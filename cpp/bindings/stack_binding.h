@@ -28,6 +28,10 @@ Isa parse_isa(const std::string& name);
 void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
                      std::size_t value_size);
 
+// Tests set this: every output array and workspace is filled with NaN before each kernel call,
+// so an element a kernel forgets to write (or reads before writing) cannot pass unnoticed.
+extern bool poison_buffers;
+
 // A 64-byte aligned buffer that only grows.
 template <class T> class Workspace {
 public:
