@@ -169,6 +169,26 @@ inline void segment_product(Index rows, const Segment<T>* segments, int count, c
                                     panel + segments[s].panel_offset * width, TileTarget<T>{tile, width, s > 0, nullptr});
 }
 
+// Calls tile(direction, unit_panel, row_begin, row_end) for this thread's share of one time
+// step. Rows are cut into chunks (multiples of kTileRows) only when there are too few unit panels
+// to share out; items run chunk by chunk, so each thread takes whole chunks across all panels
+// (panels differ in width, chunks hardly at all).
+template <class Tile> inline void for_step_tiles(const Dims& dims, int thread, int threads, Tile&& tile) {
+    const Index per_chunk = dims.directions * dims.panels;
+    Index chunk_rows = dims.batch;
+    if (threads > 1 && per_chunk < 2 * threads) {
+        const Index chunks = (2 * threads + per_chunk - 1) / per_chunk;
+        const Index rows = (dims.batch + chunks - 1) / chunks;
+        chunk_rows = max_of<Index>(kTileRows, (rows + kTileRows - 1) / kTileRows * kTileRows);
+    }
+    const Index chunks = (dims.batch + chunk_rows - 1) / chunk_rows;
+    const Range items = split_range(chunks * per_chunk, thread, threads, 1);
+    for (Index item = items.begin; item < items.end; ++item) {
+        const Index chunk = item / per_chunk, direction = item % per_chunk / dims.panels, u = item % dims.panels;
+        tile(direction, u, chunk * chunk_rows, min_of(dims.batch, (chunk + 1) * chunk_rows));
+    }
+}
+
 template <class Cell, class T> struct ForwardRun {
     static constexpr bool two_phase = !Cell::single_phase;
     const ForwardArgs<T>& args;
@@ -302,27 +322,11 @@ template <class Cell, class T> struct ForwardRun {
         }
     }
 
-    // One time step of every direction (or, for the two-phase GRU, one of its phases), split
-    // into work items of (direction, unit panel, row chunk).
+    // One time step of every direction (or, for the two-phase GRU, one of its phases).
     void step(Index layer, Index s, int thread, bool candidate_phase) {
-        const Index P = dims.panels;
-        const Index chunk_rows = row_chunk();
-        const Index chunks = (dims.batch + chunk_rows - 1) / chunk_rows;
-        const Range items = split_range(dims.directions * P * chunks, thread, threads, 1);
-        for (Index item = items.begin; item < items.end; ++item) {
-            const Index direction = item / (P * chunks), u = item / chunks % P, chunk = item % chunks;
-            const Index row_end = min_of(dims.batch, (chunk + 1) * chunk_rows);
-            step_item(layer, direction, s, u, chunk * chunk_rows, row_end, candidate_phase);
-        }
-    }
-
-    // Rows per work item: all of them unless there are too few unit panels to share out.
-    Index row_chunk() const {
-        const Index per_direction = dims.directions * dims.panels;
-        if (threads == 1 || per_direction >= 2 * threads) return dims.batch;
-        const Index chunks = (2 * threads + per_direction - 1) / per_direction;
-        const Index rows = (dims.batch + chunks - 1) / chunks;
-        return max_of<Index>(kTileRows, (rows + kTileRows - 1) / kTileRows * kTileRows);
+        for_step_tiles(dims, thread, threads, [&](Index direction, Index u, Index row_begin, Index row_end) {
+            step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
+        });
     }
 
     void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
@@ -480,23 +484,9 @@ template <class Cell, class T> struct BackwardRun {
     // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
     // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
     void step(Index layer, Index s, int thread, bool reset_phase) {
-        const Index P = dims.panels;
-        const Index chunk_rows = row_chunk();
-        const Index chunks = (dims.batch + chunk_rows - 1) / chunk_rows;
-        const Range items = split_range(dims.directions * P * chunks, thread, threads, 1);
-        for (Index item = items.begin; item < items.end; ++item) {
-            const Index direction = item / (P * chunks), u = item / chunks % P, chunk = item % chunks;
-            const Index row_end = min_of(dims.batch, (chunk + 1) * chunk_rows);
-            step_item(layer, direction, s, u, chunk * chunk_rows, row_end, reset_phase);
-        }
-    }
-
-    Index row_chunk() const {
-        const Index per_direction = dims.directions * dims.panels;
-        if (threads == 1 || per_direction >= 2 * threads) return dims.batch;
-        const Index chunks = (2 * threads + per_direction - 1) / per_direction;
-        const Index rows = (dims.batch + chunks - 1) / chunks;
-        return max_of<Index>(kTileRows, (rows + kTileRows - 1) / kTileRows * kTileRows);
+        for_step_tiles(dims, thread, threads, [&](Index direction, Index u, Index row_begin, Index row_end) {
+            step_item(layer, direction, s, u, row_begin, row_end, reset_phase);
+        });
     }
 
     // Time processed by direction d at backward iteration s (the reverse of the forward order).
