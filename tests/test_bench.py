@@ -1,0 +1,42 @@
+"""Smoke test of the benchmark harness: `bench/run.py --quick --cases hihello` exits 0 and
+writes JSON with the expected keys, with PyTorch as installed and with PyTorch hidden (the
+harness must work without it, leaving the torch column empty).
+"""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
+# Runs bench/run.py as `python bench/run.py` would, but with `import torch` failing.
+WITHOUT_TORCH = ("import runpy, sys; sys.modules['torch'] = None; sys.path.insert(0, {bench!r}); "
+                 "sys.argv = {argv!r}; runpy.run_path({script!r}, run_name='__main__')")
+
+
+@pytest.mark.parametrize("hide_torch", [False, True], ids=["torch-as-installed", "without-torch"])
+def test_quick_run_writes_results(tmp_path, hide_torch):
+    output = tmp_path / "results.json"
+    argv = [str(BENCH / "run.py"), "--quick", "--cases", "hihello", "--json", str(output)]
+    if hide_torch:
+        command = [sys.executable, "-c", WITHOUT_TORCH.format(bench=str(BENCH), argv=argv, script=argv[0])]
+    else:
+        command = [sys.executable, *argv]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+    results = json.loads(output.read_text())
+    assert {"environment", "checks", "sgemm_gflops", "cases", "targets"} <= results.keys()
+    assert results["sgemm_gflops"] > 0
+    assert results["checks"] and all(check["passed"] for check in results["checks"])
+    (case,) = results["cases"]
+    assert case["name"] == "hihello LSTM fwd+bwd"
+    assert {"ms", "gflops", "percent_of_sgemm", "speedup_vs_torch", "target", "measurements"} <= case.keys()
+    with_torch = not hide_torch and importlib.util.find_spec("torch") is not None
+    assert set(case["ms"]) == {"fastrnn", "reference"} | ({"torch"} if with_torch else set())
+    assert all(value > 0 for value in case["ms"].values())
+    assert (case["speedup_vs_torch"] is not None) == with_torch
+    assert (case["target"]["passed"] is not None) == with_torch
