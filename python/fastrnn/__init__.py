@@ -2,11 +2,15 @@
 
 Layers follow PyTorch (names, shapes, gate orders, packed-sequence semantics); forward and
 backprop-through-time run in C++ and are checked against the NumPy reference in
-fastrnn.reference.
+fastrnn.reference. Models follow Keras: fastrnn.Sequential([...]).compile(optimizer, loss), fit,
+evaluate, predict, plus generate for character models, save and fastrnn.load.
 """
 
-from . import _core
+from . import _core, data, io, losses, optim
 from .base import Layer
+from .io import load
+from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
+from .model import History, Sequential
 from .recurrent import GRU, LSTM, RNN
 
 __version__ = "0.1.0"
@@ -27,4 +31,6 @@ def kernel_isa():
     return _core.kernel_isa()
 
 
-__all__ = ["GRU", "LSTM", "Layer", "RNN", "get_num_threads", "kernel_isa", "set_num_threads"]
+__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "OneHot", "ReLU",
+           "Sequential", "Tanh", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
+           "set_num_threads"]

@@ -35,6 +35,24 @@ def positive_int(value, name):
     return int(value)
 
 
+def float_array(value, dtype, name):
+    """value as an array of `dtype` (real numbers are converted), or TypeError naming it."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    return array.astype(dtype, copy=False)
+
+
+def class_ids(value, num_classes, name):
+    """value as an integer array of ids in [0, num_classes), or TypeError/ValueError naming it."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer ids in [0, {num_classes}), got dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"{name}: expected ids in [0, {num_classes}), got values from {array.min()} to {array.max()}")
+    return array
+
+
 class ParameterDict(Mapping):
     """Named views into a flat buffer. Assigning `d[name] = value` copies into the view (the
     shape must match), so the flat buffer the kernels and optimizers use stays the one truth.
@@ -70,37 +88,66 @@ class ParameterDict(Mapping):
         return f"ParameterDict({{{shapes}}})"
 
 
+def aligned_zeros(size, dtype, alignment=64):
+    """np.zeros(size, dtype) starting on an `alignment`-byte boundary (whole cache lines for the
+    kernels' vector loads)."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(size * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + size * dtype.itemsize].view(dtype)
+
+
 class Parameters:
     """A flat parameter buffer and its gradient buffer, with named views of both.
 
-    layout: [(name, offset, shape)] in the buffer's order.
+    layout: [(name, offset, shape)]; offsets may leave gaps (alignment), which stay zero.
     """
 
     def __init__(self, layout, dtype):
         self.dtype = np.dtype(dtype)
-        size = sum(int(np.prod(shape)) for _, _, shape in layout)
-        self.values = np.zeros(size, dtype=self.dtype)
-        self.grads = np.zeros(size, dtype=self.dtype)
+        self.layout = [(name, int(offset), tuple(shape)) for name, offset, shape in layout]
+        self.size = max((offset + int(np.prod(shape)) for _, offset, shape in self.layout), default=0)
+        self.shapes = {name: shape for name, _, shape in self.layout}
+        self.values = aligned_zeros(self.size, self.dtype)
+        self.grads = aligned_zeros(self.size, self.dtype)
         # zero_grad() on a layer whose backward can overwrite only sets this: the next backward
         # writes instead of adding (no separate pass over the buffer), and every other way to
         # read the gradients (grad_views, Layer.grads, Layer.parameter_buffers) zeroes first.
         # Like PyTorch's zero_grad(set_to_none=True), a bare array view kept from before
         # zero_grad() is not zeroed; read gradients through `grads`.
         self.zero_pending = False
-        self.shapes = {name: tuple(shape) for name, _, shape in layout}
-        self.value_views = ParameterDict(self._views(self.values, layout))
-        self.grad_views = ParameterDict(self._views(self.grads, layout), before_read=self.settle_grads)
+        self._children = []   # Parameters living in slices of these buffers (see adopt)
+        self._make_views()
 
     def settle_grads(self):
-        """Carries out a pending lazy zero_grad."""
+        """Carries out a pending lazy zero_grad, here and in adopted children."""
+        for child in self._children:
+            child.settle_grads()
         if self.zero_pending:
             self.grads.fill(0)
             self.zero_pending = False
 
-    @staticmethod
-    def _views(buffer, layout):
+    def adopt(self, child, offset):
+        """Moves `child` into these buffers at `offset` (its values copied, its views rebuilt) and
+        settles it whenever these gradients are read."""
+        child.share(self.values[offset:offset + child.size], self.grads[offset:offset + child.size])
+        self._children.append(child)
+
+    def share(self, values, grads):
+        """Moves the parameters into `values` and `grads` (1-D, `size` long, typically slices of a
+        model-wide buffer): the current values are copied there and the views rebuilt on them."""
+        values[...] = self.values
+        grads[...] = self.grads
+        self.values, self.grads = values, grads
+        self._make_views()
+
+    def _make_views(self):
+        self.value_views = ParameterDict(self._views(self.values))
+        self.grad_views = ParameterDict(self._views(self.grads), before_read=self.settle_grads)
+
+    def _views(self, buffer):
         return {name: buffer[offset:offset + int(np.prod(shape))].reshape(shape)
-                for name, offset, shape in layout}
+                for name, offset, shape in self.layout}
 
     def state_dict(self):
         return {name: view.copy() for name, view in self.value_views.items()}
@@ -130,11 +177,18 @@ class Layer:
     """Base of fastrnn layers: forward/backward by hand, parameters in a Parameters buffer.
 
     Subclasses set `self._parameters` (or leave it None for a layer without parameters) and
-    implement forward(x) and backward(dy). backward ADDS into `grads`; call zero_grad() first.
+    implement forward(x) and backward(dy) -> dx. backward ADDS into `grads`; call zero_grad()
+    first. What a Sequential needs besides: `output_features`, `get_config`, and the class
+    flags `recurrent` (forward(x, state, lengths) -> (y, state_n), like RNN/LSTM/GRU) and
+    `uses_lengths` (forward(x, lengths)).
     """
 
     _parameters = None
     training = True
+    dtype = None          # None: works in its input's dtype
+    recurrent = False
+    uses_lengths = False
+    _kept = None          # what the last training-mode forward keeps for backward
 
     @property
     def params(self):
@@ -158,6 +212,8 @@ class Layer:
 
     def train(self, mode=True):
         self.training = bool(mode)
+        if not mode:
+            self._kept = None
         return self
 
     def eval(self):
@@ -172,5 +228,30 @@ class Layer:
         elif state:
             raise ValueError(f"state_dict: this layer has no parameters, got keys {list(state)}")
 
+    def _keep(self, *values):
+        if self.training:
+            self._kept = values
+
+    def _take_kept(self):
+        """What forward kept; each training-mode forward supports one backward."""
+        if self._kept is None:
+            raise ValueError(f"backward: {type(self).__name__} has no training-mode forward to differentiate; "
+                             "run forward() in training mode first (each forward supports one backward)")
+        kept, self._kept = self._kept, None
+        return kept
+
+    def output_features(self, input_features):
+        """Size of the output's last axis for inputs with `input_features` in theirs (None: not
+        known), or ValueError when this layer cannot take such inputs. Elementwise by default."""
+        return input_features
+
+    def get_config(self):
+        """The constructor's arguments as a JSON-serialisable dict (for save/load)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_config(), so it cannot be saved")
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def __repr__(self):
+        arguments = ", ".join(f"{name}={value!r}" for name, value in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"

@@ -11,6 +11,7 @@ class _Recurrent(Layer):
     """Shared by RNN, LSTM and GRU: construction, parameters, forward and backward."""
 
     _native_name = None   # RNN, LSTM or GRU: the native class prefix
+    recurrent = True
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, dtype="float32", seed=None, native_options=None):
@@ -73,6 +74,16 @@ class _Recurrent(Layer):
             self._native.discard()
         return super().train(mode)
 
+    def output_features(self, input_features):
+        if input_features not in (None, self.input_size):
+            raise ValueError(f"expects input_size={self.input_size} features, got {input_features}")
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def get_config(self):
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name}
+
     def extra_repr(self):
         options = [f"{self.input_size}, {self.hidden_size}"]
         if self.num_layers != 1:
@@ -100,6 +111,9 @@ class RNN(_Recurrent):
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed,
                          native_options={"nonlinearity": nonlinearity})
+
+    def get_config(self):
+        return {**super().get_config(), "nonlinearity": self.nonlinearity}
 
     def extra_repr(self):
         text = super().extra_repr()
@@ -130,6 +144,9 @@ class GRU(_Recurrent):
         self.linear_before_reset = bool(linear_before_reset)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed,
                          native_options={"linear_before_reset": self.linear_before_reset})
+
+    def get_config(self):
+        return {**super().get_config(), "linear_before_reset": self.linear_before_reset}
 
     def extra_repr(self):
         text = super().extra_repr()

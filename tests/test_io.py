@@ -1,0 +1,290 @@
+"""Saving and loading (round trip, damaged and foreign files), and weight import/export:
+Keras weight lists against a NumPy transcription of Keras' cell formulas, PyTorch
+state_dicts against torch itself when it is installed."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Sequential, Tanh
+from fastrnn.data import Vocabulary
+from fastrnn.io import from_keras, from_torch, to_keras, to_torch
+
+
+def every_layer_model():
+    return Sequential([Embedding(7, 4, seed=1), GRU(4, 5, num_layers=2, bidirectional=True, linear_before_reset=False,
+                                                    dropout=0.2, batch_first=True, seed=2),
+                       Dense(10, 6, seed=3), ReLU(), Dropout(0.1, seed=4), RNN(6, 3, nonlinearity="relu",
+                                                                                 batch_first=True, seed=5),
+                       Tanh(), LSTM(3, 4, batch_first=True, seed=6), Dense(4, 7, bias=False, seed=7)],
+                      vocabulary=Vocabulary("abcdefg"))
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    model = every_layer_model()
+    x = np.random.default_rng(0).integers(0, 7, (3, 5))
+    path = tmp_path / "model.fastrnn"   # any name: no suffix is added
+    model.save(path)
+    loaded = fastrnn.load(path)
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, lengths=[5, 1, 3]), model.predict(x, lengths=[5, 1, 3]))
+    assert loaded.vocabulary.tokens == list("abcdefg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fastrnn"]
+
+
+def test_last_step_float64_model_round_trip(tmp_path):
+    model = Sequential([LSTM(2, 3, batch_first=True, dtype="float64", seed=0), LastStep(),
+                        Dense(3, 1, dtype="float64", seed=0)])
+    model.save(tmp_path / "m.npz")
+    loaded = fastrnn.load(tmp_path / "m.npz")
+    x = np.random.default_rng(1).normal(size=(2, 4, 2))
+    assert loaded.dtype == np.float64 and loaded.vocabulary is None
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "model.npz"
+    every_layer_model().save(path)
+    return path
+
+
+def rewrite_archive(path, change):
+    """Rewrites the npz at `path` with its arrays passed through change(arrays) -> arrays."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = change({name: archive[name] for name in archive.files})
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def save_npy(path, array):
+    with open(path, "wb") as file:   # np.save(path) would add ".npy" to the name
+        np.save(file, array)
+
+
+def with_config(edit):
+    def change(arrays):
+        config = json.loads(str(arrays["__config__"]))
+        edit(config)
+        return {**arrays, "__config__": np.array(json.dumps(config))}
+    return change
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda path: path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2]), "not a readable fastrnn model"),
+    (lambda path: path.write_bytes(b"\x00" * 100), "not a readable fastrnn model"),
+    (lambda path: path.write_text("hello"), "not a readable fastrnn model"),
+    (lambda path: save_npy(path, np.zeros(3)), "not a readable fastrnn model"),
+    (lambda path: save_npy(path, np.array([{"a": 1}], dtype=object)), "not a readable fastrnn model .*pickle"),
+    (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "not a valid fastrnn model"),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config.update(format="keras"))),
+     "expected format 'fastrnn.Sequential' version 1, got 'keras'"),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][0].update({"class": "Conv1D"}))),
+     "not a valid fastrnn model file .*Conv1D"),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][2]["config"].update(units=3))),
+     "unexpected keyword argument 'units'"),
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.zeros((2, 2))}),
+     r"state_dict\['2.weight'\]: expected shape \(6, 10\), got \(2, 2\)"),
+    (lambda path: rewrite_archive(path, lambda arrays: {k: v for k, v in arrays.items() if k != "0.weight"}),
+     r"missing keys \['0.weight'\]"),
+])
+def test_damaged_or_foreign_files_raise_value_error(saved, damage, match):
+    damage(saved)
+    with pytest.raises(ValueError, match=match):
+        fastrnn.load(saved)
+
+
+def test_a_flipped_byte_in_the_weights_is_caught(saved):
+    with zipfile.ZipFile(saved) as archive:
+        member = archive.getinfo("1.weight_ih_l0.npy")
+    data = bytearray(saved.read_bytes())
+    data[member.header_offset + 200] ^= 0xFF   # inside the stored array, past the headers
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a readable fastrnn model file .*CRC"):
+        fastrnn.load(saved)
+
+
+def test_only_fastrnn_layers_can_be_saved(tmp_path):
+    class Custom(ReLU):
+        pass
+
+    with pytest.raises(ValueError, match=r"model.layers\[1\]: Custom is not a fastrnn layer"):
+        Sequential([Dense(2, 2), Custom()]).save(tmp_path / "m.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras: its formulas, transcribed (x @ kernel; gates i, f, c, o for LSTM and z, r, h for GRU)
+# ---------------------------------------------------------------------------------------------
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def keras_simple_rnn(x, kernel, recurrent_kernel, bias, activation=np.tanh):
+    h = np.zeros((x.shape[0], kernel.shape[1]))
+    outputs = []
+    for t in range(x.shape[1]):
+        h = activation(x[:, t] @ kernel + h @ recurrent_kernel + bias)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+def keras_lstm(x, kernel, recurrent_kernel, bias):
+    units = recurrent_kernel.shape[0]
+    h = c = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
+        i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+def keras_gru(x, kernel, recurrent_kernel, bias, reset_after):
+    units = recurrent_kernel.shape[0]
+    input_bias, recurrent_bias = (bias[0], bias[1]) if reset_after else (bias, np.zeros_like(bias))
+    h = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        x_z, x_r, x_h = np.split(x[:, t] @ kernel + input_bias, 3, axis=1)
+        if reset_after:
+            h_z, h_r, h_h = np.split(h @ recurrent_kernel + recurrent_bias, 3, axis=1)
+            z, r = sigmoid(x_z + h_z), sigmoid(x_r + h_r)
+            candidate = np.tanh(x_h + r * h_h)
+        else:
+            z = sigmoid(x_z + h @ recurrent_kernel[:, :units])
+            r = sigmoid(x_r + h @ recurrent_kernel[:, units:2 * units])
+            candidate = np.tanh(x_h + (r * h) @ recurrent_kernel[:, 2 * units:])
+        h = z * h + (1 - z) * candidate
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+def keras_bidirectional(cell, x, forward_weights, backward_weights):
+    """Keras' Bidirectional(merge_mode='concat'): the backward layer reads the reversed sequence
+    and its outputs are reversed back."""
+    backward = cell(x[:, ::-1], *backward_weights)[:, ::-1]
+    return np.concatenate([cell(x, *forward_weights), backward], axis=-1)
+
+
+KERAS_CASES = {
+    # name: (our layer, its Keras cell, Keras weight shapes for input 3 and 4 units)
+    "simple_rnn": (lambda: RNN(3, 4, batch_first=True, dtype="float64"), keras_simple_rnn,
+                   [(3, 4), (4, 4), (4,)]),
+    "simple_rnn_relu": (lambda: RNN(3, 4, nonlinearity="relu", batch_first=True, dtype="float64"),
+                        lambda x, *w: keras_simple_rnn(x, *w, activation=lambda z: np.maximum(z, 0)),
+                        [(3, 4), (4, 4), (4,)]),
+    "lstm": (lambda: LSTM(3, 4, batch_first=True, dtype="float64"), keras_lstm, [(3, 16), (4, 16), (16,)]),
+    "gru_reset_after": (lambda: GRU(3, 4, batch_first=True, dtype="float64"),
+                        lambda x, *w: keras_gru(x, *w, reset_after=True), [(3, 12), (4, 12), (2, 12)]),
+    "gru_reset_before": (lambda: GRU(3, 4, linear_before_reset=False, batch_first=True, dtype="float64"),
+                         lambda x, *w: keras_gru(x, *w, reset_after=False), [(3, 12), (4, 12), (12,)]),
+}
+
+
+def random_weights(rng, shapes):
+    return [rng.uniform(-0.8, 0.8, shape) for shape in shapes]
+
+
+@pytest.mark.parametrize("case", sorted(KERAS_CASES))
+def test_keras_import_matches_keras_formulas(case):
+    make_layer, cell, shapes = KERAS_CASES[case]
+    rng = np.random.default_rng(0)
+    embeddings, recurrent, dense = random_weights(rng, [(5, 3)]), random_weights(rng, shapes), \
+        random_weights(rng, [(4, 2), (2,)])
+    model = Sequential([Embedding(5, 3, dtype="float64"), make_layer(), Dense(4, 2, dtype="float64")])
+    from_keras(model, embeddings + recurrent + dense)   # keras_model.get_weights() order
+    x = rng.integers(0, 5, (2, 6))
+    expected = cell(embeddings[0][x], *recurrent) @ dense[0] + dense[1]
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)
+    for ours, theirs in zip(to_keras(model), embeddings + recurrent + dense):
+        np.testing.assert_array_equal(ours, theirs)   # export gives the same list back
+
+
+@pytest.mark.parametrize("case", sorted(KERAS_CASES))
+def test_keras_export_of_a_trained_style_layer_matches_keras_formulas(case):
+    """Our layers have two biases (both non-zero here); Keras' single bias is their sum."""
+    make_layer, cell, _ = KERAS_CASES[case]
+    layer = make_layer()
+    layer.load_state_dict({name: np.random.default_rng(1).uniform(-0.8, 0.8, value.shape)
+                           for name, value in layer.params.items()})
+    x = np.random.default_rng(2).normal(size=(2, 5, 3))
+    np.testing.assert_allclose(layer(x)[0], cell(x, *to_keras(layer)), rtol=1e-10, atol=1e-12)
+
+
+def test_keras_stacked_bidirectional_lstm_order():
+    """Two Keras Bidirectional(LSTM) layers: [forward, backward] weights of the first, then of
+    the second, as our LSTM(num_layers=2, bidirectional=True) stack."""
+    rng = np.random.default_rng(3)
+    first = [random_weights(rng, [(3, 8), (2, 8), (8,)]) for _ in range(2)]
+    second = [random_weights(rng, [(4, 8), (2, 8), (8,)]) for _ in range(2)]
+    layer = LSTM(3, 2, num_layers=2, bidirectional=True, batch_first=True, dtype="float64")
+    from_keras(layer, sum(first + second, []))
+    x = rng.normal(size=(2, 4, 3))
+    hidden = keras_bidirectional(keras_lstm, x, *first)
+    np.testing.assert_allclose(layer(x)[0], keras_bidirectional(keras_lstm, hidden, *second), rtol=1e-10)
+
+
+def test_keras_errors():
+    layer = LSTM(3, 4, batch_first=True)
+    with pytest.raises(ValueError, match=r"weights: expected 3 arrays of shapes \[\(3, 16\), \(4, 16\), \(16,\)\], got 2"):
+        from_keras(layer, [np.zeros((3, 16)), np.zeros((4, 16))])
+    with pytest.raises(ValueError, match=r"weights\[1\]: expected shape \(4, 16\), got \(16, 4\)"):
+        from_keras(layer, [np.zeros((3, 16)), np.zeros((16, 4)), np.zeros(16)])
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch
+# ---------------------------------------------------------------------------------------------
+
+
+def torch_char_model(torch, kind):
+    class CharModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(6, 3)
+            self.rnn = getattr(torch.nn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = torch.nn.Linear(10, 6)
+
+        def forward(self, x):
+            return self.head(self.rnn(self.embedding(x))[0])
+
+    torch.manual_seed(0)
+    return CharModel().double()
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_torch_import_and_export_give_torchs_outputs(kind):
+    torch = pytest.importorskip("torch")
+    module = torch_char_model(torch, kind)
+    ours = Sequential([Embedding(6, 3, dtype="float64"),
+                       getattr(fastrnn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype="float64"),
+                       Dense(10, 6, dtype="float64")])
+    x = np.random.default_rng(0).integers(0, 6, (2, 7))
+    from_torch(ours, module.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(ours.predict(x), module(torch.from_numpy(x)).numpy(), rtol=1e-10, atol=1e-12)
+    ours.params["2.bias"][...] = 0.5
+    to_torch(ours, module)
+    with torch.no_grad():
+        np.testing.assert_allclose(ours.predict(x), module(torch.from_numpy(x)).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_torch_names_must_end_alike():
+    layer = Dense(2, 3)
+    with pytest.raises(ValueError, match="state_dict: 'fc.bias' does not match 'weight'"):
+        from_torch(layer, {"fc.bias": np.zeros(3), "fc.weight": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match=r"state_dict: expected 2 tensors \['weight', 'bias'\], got 1"):
+        from_torch(layer, {"fc.weight": np.zeros((3, 2))})
+
+
+def test_one_hot_models_need_no_keras_arrays_for_the_encoder():
+    model = Sequential([OneHot(3), Dense(3, 2)])
+    assert [a.shape for a in to_keras(model)] == [(3, 2), (2,)]

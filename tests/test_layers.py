@@ -1,0 +1,140 @@
+"""The small layers of fastrnn.layers: forward against the formula, backward against finite
+differences (float64), modes, seeds and argument errors."""
+
+import numpy as np
+import pytest
+
+from fastrnn import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
+from finite_differences import check_gradient
+
+
+def backward_check(layer, x, forward=None, **forward_args):
+    """Finite-difference check of layer.backward for L = sum(y * dy): input (when float) and
+    every parameter tensor."""
+    forward = forward or (lambda: layer.forward(x, **forward_args))
+    rng = np.random.default_rng(0)
+    y = forward()
+    dy = rng.normal(size=y.shape)
+    layer.zero_grad()
+    dx = layer.backward(dy)
+
+    def loss():
+        return float(np.sum(forward() * dy))
+
+    if np.issubdtype(x.dtype, np.floating):
+        check_gradient(loss, x, dx, rng)
+    for name, grad in layer.grads.items():
+        check_gradient(loss, layer.params[name], grad.copy(), rng)
+
+
+def test_dense_is_x_weight_t_plus_bias_over_the_last_axis():
+    layer = Dense(3, 2, dtype="float64", seed=0)
+    x = np.random.default_rng(1).normal(size=(4, 5, 3))
+    expected = np.einsum("ntf,of->nto", x, layer.params["weight"]) + layer.params["bias"]
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-12)
+    assert layer.params["weight"].shape == (2, 3) and layer.params["bias"].shape == (2,)
+    bound = 1 / np.sqrt(3)
+    assert np.all(np.abs(layer._parameters.values) <= bound)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 3)])
+def test_dense_backward(shape, bias):
+    layer = Dense(3, 2, bias=bias, dtype="float64", seed=0)
+    backward_check(layer, np.random.default_rng(2).normal(size=shape))
+
+
+def test_dense_default_is_float32_and_converts_its_input():
+    layer = Dense(3, 2)
+    y = layer(np.ones((2, 3), dtype=np.float64))
+    assert layer.params["weight"].dtype == np.float32 and y.dtype == np.float32
+
+
+def test_embedding_looks_up_rows_and_accumulates_repeated_ids():
+    layer = Embedding(4, 3, dtype="float64", seed=0)
+    ids = np.array([[0, 2, 2], [3, 0, 2]])
+    np.testing.assert_array_equal(layer(ids), layer.params["weight"][ids])
+    dy = np.ones((2, 3, 3))
+    layer.zero_grad()
+    assert layer.backward(dy) is None
+    np.testing.assert_array_equal(layer.grads["weight"][:, 0], [2, 0, 3, 1])   # counts of each id
+
+
+def test_embedding_backward():
+    layer = Embedding(5, 3, dtype="float64", seed=0)
+    backward_check(layer, np.array([[1, 4, 1], [0, 0, 3]]))
+
+
+def test_one_hot():
+    layer = OneHot(4, dtype="float64")
+    np.testing.assert_array_equal(layer(np.array([[1, 3]])), [[[0, 1, 0, 0], [0, 0, 0, 1]]])
+    assert layer.backward(np.ones((1, 2, 4))) is None and not layer.params
+
+
+@pytest.mark.parametrize("layer_class", [ReLU, Tanh])
+def test_activations(layer_class):
+    layer = layer_class()
+    x = np.random.default_rng(3).normal(size=(3, 4, 2))
+    expected = np.maximum(x, 0) if layer_class is ReLU else np.tanh(x)
+    np.testing.assert_array_equal(layer(x), expected)
+    backward_check(layer, x)
+
+
+def test_dropout_scales_kept_elements_and_is_the_identity_in_eval_mode():
+    layer = Dropout(0.25, seed=0)
+    x = np.ones((200, 50))
+    y = layer(x)
+    assert set(np.unique(y)) == {0.0, 1 / 0.75}
+    assert abs(np.mean(y == 0) - 0.25) < 0.02
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)   # same mask
+    assert layer.eval()(x) is x
+
+
+def test_dropout_masks_are_reproducible_from_the_seed():
+    x = np.ones((10, 10), dtype=np.float32)
+    first, second = Dropout(0.5, seed=7), Dropout(0.5, seed=7)
+    for _ in range(3):
+        np.testing.assert_array_equal(first(x), second(x))
+    assert first(x).dtype == np.float32
+
+
+def test_last_step_selects_each_sequences_last_valid_step():
+    layer = LastStep()
+    x = np.arange(2 * 4 * 3, dtype=np.float64).reshape(2, 4, 3)
+    np.testing.assert_array_equal(layer(x), x[:, -1])
+    lengths = np.array([2, 4])
+    np.testing.assert_array_equal(layer(x, lengths), [x[0, 1], x[1, 3]])
+    backward_check(layer, x.copy(), lengths=lengths)
+
+
+def test_backward_needs_a_training_mode_forward():
+    layer = Dense(2, 2)
+    with pytest.raises(ValueError, match="no training-mode forward"):
+        layer.backward(np.ones((1, 2)))
+    layer.eval()(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="no training-mode forward"):
+        layer.backward(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("make, x, error, match", [
+    (lambda: OneHot(3), np.array([[0.0, 1.0]]), TypeError, r"x: expected integer ids in \[0, 3\), got dtype float64"),
+    (lambda: OneHot(3), np.array([[0, 3]]), ValueError, r"x: expected ids in \[0, 3\), got values from 0 to 3"),
+    (lambda: Embedding(3, 2), np.array([[-1, 2]]), ValueError, r"x: expected ids in \[0, 3\)"),
+    (lambda: Dense(3, 2), np.ones((2, 4)), ValueError, r"x: expected 3 features in the last axis, got shape \(2, 4\)"),
+    (lambda: Dense(3, 2), np.array([["a", "b", "c"]]), TypeError, "x: expected real numbers, got dtype <U1"),
+    (lambda: LastStep(), np.ones((2, 3)), ValueError, r"LastStep expects \(batch, steps, features\)"),
+])
+def test_input_errors_name_the_argument(make, x, error, match):
+    with pytest.raises(error, match=match):
+        make()(x)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Dense(0, 2), ValueError, "in_features: expected a positive integer, got 0"),
+    (lambda: Dense(2, 2.5), TypeError, "out_features: expected an integer, got float"),
+    (lambda: Embedding(3, 2, dtype="int32"), ValueError, "dtype: expected 'float32' or 'float64', got int32"),
+    (lambda: Dropout(1.0), ValueError, r"p: expected a probability in \[0, 1\), got 1.0"),
+])
+def test_constructor_errors_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
