@@ -1,11 +1,12 @@
-// fastrnn._core: the native module. Each cell kind binds itself; this file gathers them and
-// adds the thread controls and the kernel test hooks.
+// fastrnn._core: the native module. Each cell kind (and the fully connected layer) binds itself;
+// this file gathers them and adds the thread controls and the kernel test hooks.
 #include "stack_binding.h"
 
 namespace fastrnn {
 void bind_rnn(py::module_& m);
 void bind_lstm(py::module_& m);
 void bind_gru(py::module_& m);
+void bind_linear(py::module_& m);
 
 namespace {
 
@@ -57,6 +58,7 @@ PYBIND11_MODULE(_core, m) {
     bind_rnn(m);
     bind_lstm(m);
     bind_gru(m);
+    bind_linear(m);
     m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
     m.def(
         "set_num_threads",

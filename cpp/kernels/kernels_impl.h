@@ -82,18 +82,74 @@ template <class T> void activation(int which, const T* x, T* out, Index count) {
     }
 }
 
+template <class T> Index linear_scratch_size(Index n, Index k) {
+    return aligned<T>(gemm_scratch_size<T>(max_of(n, k)));
+}
+
+// The products behind linear_forward / linear_backward / matmul, each split by output rows.
+template <class T> struct LinearRun {
+    T* y;            // forward output [M, N], or dx [M, K]
+    T* grad_w;       // [N, K]
+    T* grad_b;       // [N]
+    const T* x;      // [M, K]
+    const T* w;      // [N, K]
+    const T* bias;
+    const T* dy;     // [M, N]
+    Index m, n, k;
+    T* scratch;
+    Index scratch_size;
+
+    T* thread_scratch(const Worker& worker) const { return scratch + worker.thread * scratch_size; }
+
+    static void forward_body(void* context, int thread, int team) {
+        const LinearRun& run = *static_cast<LinearRun*>(context);
+        const Worker worker{thread, team};
+        const Range rows = worker.share(run.m, kTileRows);
+        gemm_rows(GemmOutput<T>{run.y, run.n, false, run.bias}, MatrixView<T>{run.x, run.k, 1},
+                  MatrixView<T>{run.w, 1, run.k}, rows.begin, rows.end, run.n, run.k, run.thread_scratch(worker));
+    }
+
+    static void backward_body(void* context, int thread, int team) {
+        const LinearRun& run = *static_cast<LinearRun*>(context);
+        const Worker worker{thread, team};
+        const Range outputs = worker.share(run.n, kTileRows);
+        gemm_rows(GemmOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
+                  MatrixView<T>{run.x, run.k, 1}, outputs.begin, outputs.end, run.k, run.m, run.thread_scratch(worker));
+        if (run.grad_b)
+            for (Index row = 0; row < run.m; ++row)
+                for (Index j = outputs.begin; j < outputs.end; ++j) run.grad_b[j] += run.dy[row * run.n + j];
+        if (!run.y) return;
+        const Range rows = worker.share(run.m, kTileRows);
+        gemm_rows(GemmOutput<T>{run.y, run.k, false, nullptr}, MatrixView<T>{run.dy, run.n, 1},
+                  MatrixView<T>{run.w, run.k, 1}, rows.begin, rows.end, run.k, run.n, run.thread_scratch(worker));
+    }
+};
+
+template <class T>
+void linear_forward(T* y, const T* x, const T* w, const T* bias, Index m, Index n, Index k, T* scratch, int threads) {
+    LinearRun<T> run{y, nullptr, nullptr, x, w, bias, nullptr, m, n, k, scratch, linear_scratch_size<T>(n, k)};
+    parallel_run(threads, &LinearRun<T>::forward_body, &run);
+}
+
+template <class T>
+void linear_backward(T* dx, T* grad_w, T* grad_b, const T* dy, const T* x, const T* w, Index m, Index n, Index k,
+                     T* scratch, int threads) {
+    LinearRun<T> run{dx, grad_w, grad_b, x, w, nullptr, dy, m, n, k, scratch, linear_scratch_size<T>(n, k)};
+    parallel_run(threads, &LinearRun<T>::backward_body, &run);
+}
+
+// c[M, N] = a[M, K] b[K, N] (all row-major): the GEMM on its own, for tests.
 template <class T> struct MatmulRun {
     T* c;
     const T* a;
     const T* b;
     Index m, n, k;
-    int threads;
     T* scratch;
     Index scratch_size;
 
-    static void body(void* context, int thread) {
+    static void body(void* context, int thread, int team) {
         const MatmulRun& run = *static_cast<MatmulRun*>(context);
-        const Range rows = split_range(run.m, thread, run.threads, kTileRows);
+        const Range rows = split_range(run.m, thread, team, kTileRows);
         gemm_rows(GemmOutput<T>{run.c, run.n, false, nullptr}, MatrixView<T>{run.a, run.k, 1},
                   MatrixView<T>{run.b, run.n, 1}, rows.begin, rows.end, run.n, run.k,
                   run.scratch + thread * run.scratch_size);
@@ -103,7 +159,7 @@ template <class T> struct MatmulRun {
 template <class T> void matmul(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads) {
     const Index scratch_size = gemm_scratch_size<T>(n);
     T* scratch = new T[static_cast<std::size_t>(scratch_size * threads)];
-    MatmulRun<T> run{c, a, b, m, n, k, threads, scratch, scratch_size};
+    MatmulRun<T> run{c, a, b, m, n, k, scratch, scratch_size};
     parallel_run(threads, &MatmulRun<T>::body, &run);
     delete[] scratch;
 }
@@ -116,6 +172,9 @@ template <class T> constexpr KernelTable<T> make_table() {
                           &backward_scratch_size<T>,
                           &forward<T>,
                           &backward<T>,
+                          &linear_scratch_size<T>,
+                          &linear_forward<T>,
+                          &linear_backward<T>,
                           &activation<T>,
                           &matmul<T>};
 }

@@ -49,6 +49,13 @@ inline Range split_range(Index count, int part, int parts, Index granule) {
     return {min_of(begin, count), min_of(end, count)};
 }
 
+// One thread of a parallel run: its index and the number of threads that joined the run.
+struct Worker {
+    int thread, team;
+    Range share(Index count, Index granule) const { return split_range(count, thread, team, granule); }
+    void barrier() const { parallel_barrier(team); }
+};
+
 struct Dims {
     StackConfig config;
     Index steps, batch, hidden, gates, directions, layers, panels;
@@ -173,16 +180,16 @@ inline void segment_product(Index rows, const Segment<T>* segments, int count, c
 // step. Rows are cut into chunks (multiples of kTileRows) only when there are too few unit panels
 // to share out; items run chunk by chunk, so each thread takes whole chunks across all panels
 // (panels differ in width, chunks hardly at all).
-template <class Tile> inline void for_step_tiles(const Dims& dims, int thread, int threads, Tile&& tile) {
+template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker& worker, Tile&& tile) {
     const Index per_chunk = dims.directions * dims.panels;
     Index chunk_rows = dims.batch;
-    if (threads > 1 && per_chunk < 2 * threads) {
-        const Index chunks = (2 * threads + per_chunk - 1) / per_chunk;
+    if (worker.team > 1 && per_chunk < 2 * worker.team) {
+        const Index chunks = (2 * worker.team + per_chunk - 1) / per_chunk;
         const Index rows = (dims.batch + chunks - 1) / chunks;
         chunk_rows = max_of<Index>(kTileRows, (rows + kTileRows - 1) / kTileRows * kTileRows);
     }
     const Index chunks = (dims.batch + chunk_rows - 1) / chunk_rows;
-    const Range items = split_range(chunks * per_chunk, thread, threads, 1);
+    const Range items = worker.share(chunks * per_chunk, 1);
     for (Index item = items.begin; item < items.end; ++item) {
         const Index chunk = item / per_chunk, direction = item % per_chunk / dims.panels, u = item % dims.panels;
         tile(direction, u, chunk * chunk_rows, min_of(dims.batch, (chunk + 1) * chunk_rows));
@@ -194,17 +201,15 @@ template <class Cell, class T> struct ForwardRun {
     const ForwardArgs<T>& args;
     Dims dims;
     bool dot;
-    int threads;
     StoredLayout<T> stored;
     ForwardScratchLayout<T> scratch;
 
     ForwardRun(const ForwardArgs<T>& a, const Dims& d)
-        : args(a), dims(d), dot(use_dot_recurrent(d.batch)), threads(a.threads), stored(d),
-          scratch(d, a.training, dot, a.threads) {}
+        : args(a), dims(d), dot(use_dot_recurrent(d.batch)), stored(d), scratch(d, a.training, dot, a.threads) {}
 
-    static void body(void* context, int thread) { static_cast<ForwardRun*>(context)->run(thread); }
-
-    void barrier() const { parallel_barrier(threads); }
+    static void body(void* context, int thread, int team) {
+        static_cast<ForwardRun*>(context)->run(Worker{thread, team});
+    }
 
     T* gates(Index layer) const {
         return args.training ? args.stored + stored.gates(layer) : args.scratch + scratch.projection;
@@ -233,32 +238,32 @@ template <class Cell, class T> struct ForwardRun {
         return param_offsets(dims.config, layer, direction);
     }
 
-    void run(int thread) {
+    void run(const Worker& worker) {
         for (Index layer = 0; layer < dims.layers; ++layer) {
-            prepare_layer(layer, thread);
-            barrier();
-            project_inputs(layer, thread);
-            barrier();
+            prepare_layer(layer, worker);
+            worker.barrier();
+            project_inputs(layer, worker);
+            worker.barrier();
             for (Index s = 0; s < dims.steps; ++s) {
-                step(layer, s, thread, false);
-                barrier();
+                step(layer, s, worker, false);
+                worker.barrier();
                 if (two_phase) {
-                    step(layer, s, thread, true);
-                    barrier();
+                    step(layer, s, worker, true);
+                    worker.barrier();
                 }
             }
-            finish_layer(layer, thread);
-            barrier();
+            finish_layer(layer, worker);
+            worker.barrier();
         }
     }
 
     // Packs W_hh^T gate by gate (panel (g, u) covers units [u*width, (u+1)*width) of gate g),
     // sums the biases the projection adds, and sets the initial states.
-    void prepare_layer(Index layer, int thread) {
+    void prepare_layer(Index layer, const Worker& worker) {
         const Index H = dims.hidden, G = dims.gates, P = dims.panels;
         constexpr int width = panel_width<T>();
         if (!dot) {
-            const Range panels = split_range(dims.directions * G * P, thread, threads, 1);
+            const Range panels = worker.share(dims.directions * G * P, 1);
             for (Index index = panels.begin; index < panels.end; ++index) {
                 const Index direction = index / (G * P), g = index / P % G, u = index % P;
                 const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
@@ -267,7 +272,7 @@ template <class Cell, class T> struct ForwardRun {
                        MatrixView<T>{w_hh + (g * H + first) * H, 1, H}, H, count);
             }
         }
-        if (thread != 0) return;
+        if (worker.thread != 0) return;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const ParamOffsets o = offsets(layer, direction);
             T* bias = args.scratch + scratch.bias + direction * dims.gate_rows();
@@ -299,7 +304,7 @@ template <class Cell, class T> struct ForwardRun {
     }
 
     // gates[t, b, d*G*H + j] = (W_ih x)[j] + biases, for all T*B rows at once.
-    void project_inputs(Index layer, int thread) {
+    void project_inputs(Index layer, const Worker& worker) {
         const Index rows = dims.rows(), input_size = dims.input_size(layer), GH = dims.gate_rows();
         const T* input = layer_input(layer);
         T* gates_buffer = gates(layer);
@@ -308,23 +313,23 @@ template <class Cell, class T> struct ForwardRun {
             const T* bias = args.scratch + scratch.bias + direction * GH;
             T* out = gates_buffer + direction * GH;
             if (rows <= kDotRows) {
-                const Range range = split_range(GH, thread, threads, Simd<T>::lanes);
+                const Range range = worker.share(GH, Simd<T>::lanes);
                 dot_rows(out + range.begin, dims.gates_ld(), input, input_size, rows, w_ih + range.begin * input_size,
                          input_size, range.end - range.begin, input_size);
                 for (Index r = 0; r < rows; ++r)
                     for (Index j = range.begin; j < range.end; ++j) out[r * dims.gates_ld() + j] += bias[j];
             } else {
-                const Range range = split_range(rows, thread, threads, kTileRows);
+                const Range range = worker.share(rows, kTileRows);
                 gemm_rows(GemmOutput<T>{out, dims.gates_ld(), false, bias}, MatrixView<T>{input, input_size, 1},
                           MatrixView<T>{w_ih, 1, input_size}, range.begin, range.end, GH, input_size,
-                          args.scratch + scratch.gemm + thread * scratch.gemm_size);
+                          args.scratch + scratch.gemm + worker.thread * scratch.gemm_size);
             }
         }
     }
 
     // One time step of every direction (or, for the two-phase GRU, one of its phases).
-    void step(Index layer, Index s, int thread, bool candidate_phase) {
-        for_step_tiles(dims, thread, threads, [&](Index direction, Index u, Index row_begin, Index row_end) {
+    void step(Index layer, Index s, const Worker& worker, bool candidate_phase) {
+        for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
             step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
         });
     }
@@ -384,9 +389,9 @@ template <class Cell, class T> struct ForwardRun {
     }
 
     // Final states out, and dropout on the output feeding the next layer.
-    void finish_layer(Index layer, int thread) {
+    void finish_layer(Index layer, const Worker& worker) {
         const Index state_values = dims.batch * dims.hidden;
-        if (thread == 0) {
+        if (worker.thread == 0) {
             for (Index direction = 0; direction < dims.directions; ++direction) {
                 const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
                 const Index target = (layer * dims.directions + direction) * state_values;
@@ -396,7 +401,7 @@ template <class Cell, class T> struct ForwardRun {
         }
         if (args.training && args.dropout > 0 && layer < dims.layers - 1) {
             const Index count = dims.rows() * dims.output_ld();
-            const Range range = split_range(count, thread, threads, 64);
+            const Range range = worker.share(count, 64);
             apply_dropout(layer_output(layer) + range.begin, range.end - range.begin, range.begin, args.dropout,
                           args.dropout_seed, layer);
         }
@@ -407,16 +412,14 @@ template <class Cell, class T> struct BackwardRun {
     static constexpr bool two_phase = !Cell::single_phase;
     const BackwardArgs<T>& args;
     Dims dims;
-    int threads;
     StoredLayout<T> stored;
     BackwardScratchLayout<T> scratch;
 
-    BackwardRun(const BackwardArgs<T>& a, const Dims& d)
-        : args(a), dims(d), threads(a.threads), stored(d), scratch(d, a.threads) {}
+    BackwardRun(const BackwardArgs<T>& a, const Dims& d) : args(a), dims(d), stored(d), scratch(d, a.threads) {}
 
-    static void body(void* context, int thread) { static_cast<BackwardRun*>(context)->run(thread); }
-
-    void barrier() const { parallel_barrier(threads); }
+    static void body(void* context, int thread, int team) {
+        static_cast<BackwardRun*>(context)->run(Worker{thread, team});
+    }
 
     T* gates(Index layer) const { return args.stored + stored.gates(layer); }
     const T* states(Index layer, Index direction) const { return args.stored + stored.states(layer, direction); }
@@ -437,29 +440,29 @@ template <class Cell, class T> struct BackwardRun {
         return param_offsets(dims.config, layer, direction);
     }
 
-    void run(int thread) {
+    void run(const Worker& worker) {
         for (Index layer = dims.layers - 1; layer >= 0; --layer) {
-            prepare_layer(layer, thread);
-            barrier();
+            prepare_layer(layer, worker);
+            worker.barrier();
             for (Index s = 0; s <= dims.steps; ++s) {
-                step(layer, s, thread, false);
-                barrier();
+                step(layer, s, worker, false);
+                worker.barrier();
                 if (two_phase && s < dims.steps) {
-                    step(layer, s, thread, true);
-                    barrier();
+                    step(layer, s, worker, true);
+                    worker.barrier();
                 }
             }
-            weight_gradients(layer, thread);
-            input_gradient(layer, thread);
-            barrier();
+            weight_gradients(layer, worker);
+            input_gradient(layer, worker);
+            worker.barrier();
         }
     }
 
     // Packs W_hh [G*H, H] into panels of hidden units for dh_{t-1} = dgates_t W_hh, and sets dc.
-    void prepare_layer(Index layer, int thread) {
+    void prepare_layer(Index layer, const Worker& worker) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, GH = dims.gate_rows();
-        const Range panels = split_range(dims.directions * P, thread, threads, 1);
+        const Range panels = worker.share(dims.directions * P, 1);
         for (Index index = panels.begin; index < panels.end; ++index) {
             const Index direction = index / P, u = index % P;
             const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
@@ -467,7 +470,7 @@ template <class Cell, class T> struct BackwardRun {
             pack_b(args.scratch + scratch.packed + direction * scratch.packed_size, GH, 0, first,
                    MatrixView<T>{w_hh + first, H, 1}, GH, count);
         }
-        if (thread != 0 || !dims.lstm) return;
+        if (worker.thread != 0 || !dims.lstm) return;
         const Index state_values = dims.batch * H;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const Index source = (layer * dims.directions + direction) * state_values;
@@ -483,8 +486,8 @@ template <class Cell, class T> struct BackwardRun {
     // dhn at s = 0, else dgates of step s-1 times W_hh plus dh_partial), then the cell's
     // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
     // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
-    void step(Index layer, Index s, int thread, bool reset_phase) {
-        for_step_tiles(dims, thread, threads, [&](Index direction, Index u, Index row_begin, Index row_end) {
+    void step(Index layer, Index s, const Worker& worker, bool reset_phase) {
+        for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
             step_item(layer, direction, s, u, row_begin, row_end, reset_phase);
         });
     }
@@ -569,9 +572,9 @@ template <class Cell, class T> struct BackwardRun {
 
     // dW_ih += dgates^T x, dW_hh += dgates_h^T h_prev, bias gradients: products over all T*B
     // rows, each split by output rows over the threads.
-    void weight_gradients(Index layer, int thread) {
+    void weight_gradients(Index layer, const Worker& worker) {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        if (dims.lstm && thread == 0) {
+        if (dims.lstm && worker.thread == 0) {
             // The cell-state carry is dL/dc0 once the time loop is done.
             const Index state_values = B * H;
             for (Index direction = 0; direction < dims.directions; ++direction)
@@ -587,39 +590,39 @@ template <class Cell, class T> struct BackwardRun {
             // States feeding the T steps are T consecutive slots (see the layout note above).
             const T* h_prev = states(layer, direction) + (direction == 0 ? 0 : slot(1));
             const MatrixView<T> h_prev_rows{h_prev, H, 1};
-            const Range gate_rows = split_range(GH, thread, threads, kTileRows);
+            const Range gate_rows = worker.share(GH, kTileRows);
             const bool accumulate = !args.overwrite_grads;
             gemm_rows(GemmOutput<T>{args.grads + o.weight_ih, input_size, accumulate, nullptr}, dgates_t,
                       MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
-                      rows, gemm_scratch(thread), padding);
+                      rows, gemm_scratch(worker.thread), padding);
             T* dw_hh = args.grads + o.weight_hh;
             if (dims.gru) {
                 // r and z rows multiply h_{t-1}; the n rows are dn*r times h_{t-1} (linear before
                 // reset) or dn times r*h_{t-1}.
-                const Range rz = split_range(2 * H, thread, threads, kTileRows);
+                const Range rz = worker.share(2 * H, kTileRows);
                 gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
-                          gemm_scratch(thread), padding);
-                const Range n = split_range(H, thread, threads, kTileRows);
+                          gemm_scratch(worker.thread), padding);
+                const Range n = worker.share(H, kTileRows);
                 const bool lbr = dims.config.linear_before_reset;
                 const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
                                             : MatrixView<T>{dgates + 2 * H, 1, ld};
                 const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
                 gemm_rows(GemmOutput<T>{dw_hh + 2 * H * H, H, accumulate, nullptr}, a, b, n.begin, n.end, H, rows,
-                          gemm_scratch(thread), padding);
+                          gemm_scratch(worker.thread), padding);
             } else {
                 gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
-                          gate_rows.end, H, rows, gemm_scratch(thread), padding);
+                          gate_rows.end, H, rows, gemm_scratch(worker.thread), padding);
             }
-            if (o.bias_ih >= 0) bias_gradients(layer, direction, o, thread);
+            if (o.bias_ih >= 0) bias_gradients(layer, direction, o, worker);
         }
     }
 
     // Column sums of the gate gradients; columns split over the threads.
-    void bias_gradients(Index layer, Index direction, const ParamOffsets& o, int thread) {
+    void bias_gradients(Index layer, Index direction, const ParamOffsets& o, const Worker& worker) {
         const Index H = dims.hidden, GH = dims.gate_rows(), ld = dims.gates_ld();
         const T* dgates = gates(layer) + direction * GH;
         const bool lbr = dims.gru && dims.config.linear_before_reset;
-        const Range columns = split_range(GH, thread, threads, 16);
+        const Range columns = worker.share(GH, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
         if (args.overwrite_grads) {
@@ -641,16 +644,16 @@ template <class Cell, class T> struct BackwardRun {
 
     // dx = sum_d dgates_d W_ih_d: the gradient of the layer below (with its dropout), or the
     // caller's dx for layer 0.
-    void input_gradient(Index layer, int thread) {
+    void input_gradient(Index layer, const Worker& worker) {
         T* dx = layer > 0 ? args.scratch + scratch.gradient(layer - 1) : args.dx;
         if (!dx) return;
         const Index GH = dims.gate_rows(), ld = dims.gates_ld(), input_size = dims.input_size(layer);
-        const Range rows = split_range(dims.rows(), thread, threads, kTileRows);
+        const Range rows = worker.share(dims.rows(), kTileRows);
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const T* w_ih = args.weights + offsets(layer, direction).weight_ih;
             gemm_rows(GemmOutput<T>{dx, input_size, direction > 0, nullptr},
                       MatrixView<T>{gates(layer) + direction * GH, ld, 1}, MatrixView<T>{w_ih, input_size, 1},
-                      rows.begin, rows.end, input_size, GH, gemm_scratch(thread));
+                      rows.begin, rows.end, input_size, GH, gemm_scratch(worker.thread));
         }
         if (layer > 0 && args.dropout > 0) {
             apply_dropout(dx + rows.begin * input_size, (rows.end - rows.begin) * input_size, rows.begin * input_size,

@@ -1,11 +1,14 @@
-// Persistent worker pool: workers spin briefly after each job (back-to-back kernel calls and
-// per-time-step barriers are microseconds apart), then sleep on a condition variable.
+// Persistent worker pool: workers spin briefly after each job (back-to-back kernel calls are
+// often microseconds apart), then sleep on a condition variable, so that an idle fastrnn does
+// not hold a core that another thread pool (NumPy's OpenBLAS, say) needs. Barriers inside a
+// run spin, then yield to whatever else the core has to run.
 #include "fastrnn/threads.h"
 
 #include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -22,8 +25,15 @@ static inline void cpu_relax() {}
 namespace fastrnn {
 namespace {
 
-constexpr int kSpinsBeforeYield = 2000;
-constexpr int kSpinsBeforeSleep = 20000;
+// A pause is tens of cycles: a few hundred spins cover the microseconds between time steps.
+constexpr int kSpinsBeforeYield = 1000;
+// Idle workers give up their core after about 30 microseconds.
+constexpr int kSpinsBeforeSleep = 500;
+// How long a run waits for its workers to start (a sleeping worker wakes in microseconds; one
+// whose core another thread holds may not run for milliseconds).
+constexpr auto kAdmissionWait = std::chrono::microseconds(40);
+// `seats` once admission is over: any later claim finds no seat.
+constexpr int kClosed = -(1 << 30);
 
 // Busy-waits, then yields so a descheduled peer on a shared machine can run.
 inline void spin_wait(int spins) {
@@ -49,25 +59,33 @@ public:
     // Serializes parallel_run calls from different host threads.
     std::mutex run_mutex;
 
-    void run(int threads, void (*body)(void*, int), void* context) {
+    void run(int threads, void (*body)(void*, int, int), void* context) {
         ensure_workers(threads - 1);
         job_body = body;
         job_context = context;
         job_threads = threads;
         finished.store(0, std::memory_order_relaxed);
+        team.store(0, std::memory_order_relaxed);
+        seats.store(threads - 1, std::memory_order_release);   // publishes the job fields above
         {
             std::lock_guard<std::mutex> lock(sleep_mutex);
             generation.fetch_add(1, std::memory_order_release);
         }
         wake.notify_all();
-        body(context, 0);
-        for (int spins = 0; finished.load(std::memory_order_acquire) != threads - 1; ++spins)
-            spin_wait(spins);
+        // Admission: wait briefly for the workers to claim their seats, then go with those that did.
+        const auto deadline = std::chrono::steady_clock::now() + kAdmissionWait;
+        while (seats.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < deadline)
+            cpu_relax();
+        const int unclaimed = std::max(0, seats.exchange(kClosed, std::memory_order_acq_rel));
+        const int members = threads - unclaimed;
+        team.store(members, std::memory_order_release);
+        body(context, 0, members);
+        for (int spins = 0; finished.load(std::memory_order_acquire) != members - 1; ++spins) spin_wait(spins);
     }
 
-    void barrier(int threads) {
+    void barrier(int members) {
         const int my_phase = barrier_phase.load(std::memory_order_relaxed);
-        if (barrier_count.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
+        if (barrier_count.fetch_add(1, std::memory_order_acq_rel) == members - 1) {
             barrier_count.store(0, std::memory_order_relaxed);
             barrier_phase.store(my_phase + 1, std::memory_order_release);
             return;
@@ -92,9 +110,11 @@ private:
     std::condition_variable wake;
     std::atomic<unsigned long> generation{0};
     std::atomic<int> finished{0};
+    std::atomic<int> seats{0};        // worker places left in the current run (kClosed after admission)
+    std::atomic<int> team{0};         // threads in the current run, published after admission
     std::atomic<int> barrier_count{0};
     std::atomic<int> barrier_phase{0};
-    void (*job_body)(void*, int) = nullptr;
+    void (*job_body)(void*, int, int) = nullptr;
     void* job_context = nullptr;
     int job_threads = 0;
 
@@ -102,27 +122,29 @@ private:
         while (static_cast<int>(workers.size()) < count) {
             // The worker starts from the current generation: the job about to be published
             // (which may happen before the thread first runs) is new to it.
-            const int index = static_cast<int>(workers.size()) + 1;
             const unsigned long seen = generation.load(std::memory_order_acquire);
-            workers.emplace_back([this, index, seen] { work(index, seen); });
+            workers.emplace_back([this, seen] { work(seen); });
         }
     }
 
-    void work(int index, unsigned long seen) {
+    void work(unsigned long seen) {
         for (;;) {
             for (int spins = 0; generation.load(std::memory_order_acquire) == seen; ++spins) {
                 if (spins < kSpinsBeforeSleep) {
-                    spin_wait(spins);
+                    cpu_relax();
                 } else {
                     std::unique_lock<std::mutex> lock(sleep_mutex);
                     wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen; });
                 }
             }
             seen = generation.load(std::memory_order_acquire);
-            if (index < job_threads) {
-                job_body(job_context, index);
-                finished.fetch_add(1, std::memory_order_acq_rel);
-            }
+            // Claim a seat; seats are numbered so that the members are threads 1 .. team-1.
+            const int seat = seats.fetch_sub(1, std::memory_order_acq_rel);
+            if (seat <= 0) continue;   // too late (admission closed) or not needed
+            int members;
+            while ((members = team.load(std::memory_order_acquire)) == 0) cpu_relax();
+            job_body(job_context, job_threads - seat, members);
+            finished.fetch_add(1, std::memory_order_acq_rel);
         }
     }
 };
@@ -151,9 +173,9 @@ void set_num_threads(int threads) {
     configured_threads.store(std::max(1, threads), std::memory_order_relaxed);
 }
 
-void parallel_run(int threads, void (*body)(void* context, int thread), void* context) {
+void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context) {
     if (threads <= 1) {
-        body(context, 0);
+        body(context, 0, 1);
         return;
     }
     Pool& workers = pool();
@@ -161,8 +183,8 @@ void parallel_run(int threads, void (*body)(void* context, int thread), void* co
     workers.run(threads, body, context);
 }
 
-void parallel_barrier(int threads) {
-    if (threads > 1) pool().barrier(threads);
+void parallel_barrier(int team) {
+    if (team > 1) pool().barrier(team);
 }
 
 }  // namespace fastrnn

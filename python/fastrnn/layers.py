@@ -7,6 +7,7 @@ ids (N, T) for Embedding/OneHot, features (..., F) for the rest.
 
 import numpy as np
 
+from . import _core
 from .base import Layer, Parameters, class_ids, float_array, float_dtype, positive_int
 
 
@@ -86,6 +87,9 @@ class Dense(Layer):
         if self.bias:
             layout.append(("bias", weight_size, (self.out_features,)))
         self._parameters = Parameters(layout, self.dtype)
+        # The packed GEMM of fastrnn's kernels: no BLAS threads to contend with the recurrent ones.
+        self._native_forward = getattr(_core, f"linear_forward_{self.dtype.name}")
+        self._native_backward = getattr(_core, f"linear_backward_{self.dtype.name}")
         self._rng = np.random.default_rng(seed)
         self.reset_parameters()
 
@@ -99,21 +103,18 @@ class Dense(Layer):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} features in the last axis, got shape {x.shape}")
         rows = x.reshape(-1, self.in_features)   # (N * T, in)
-        y = rows @ self.params["weight"].T
-        if self.bias:
-            y += self.params["bias"]
+        params = self.params
+        y = self._native_forward(rows, params["weight"], params["bias"] if self.bias else None)
         self._keep(rows)
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy):
         (rows,) = self._take_kept()
         dy_rows = dy.reshape(-1, self.out_features)
-        weight_grad = self.grads["weight"]   # a view of the flat buffer: += adds in place
-        weight_grad += dy_rows.T @ rows
-        if self.bias:
-            bias_grad = self.grads["bias"]
-            bias_grad += dy_rows.sum(axis=0)
-        return (dy_rows @ self.params["weight"]).reshape(dy.shape[:-1] + (self.in_features,))
+        grads = self.grads
+        dx = self._native_backward(dy_rows, rows, self.params["weight"], grads["weight"],
+                                   grads["bias"] if self.bias else None, True)
+        return dx.reshape(dy.shape[:-1] + (self.in_features,))
 
     def output_features(self, input_features):
         if input_features not in (None, self.in_features):

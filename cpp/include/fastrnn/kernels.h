@@ -60,6 +60,15 @@ template <class T> struct KernelTable {
     void (*forward)(const ForwardArgs<T>& args);
     void (*backward)(const BackwardArgs<T>& args);
 
+    // A fully connected layer over rows (Dense): y[M, N] = x[M, K] w[N, K]^T (+ bias[N]), and its
+    // backward: grad_w += dy^T x, grad_b += column sums of dy (if not null), dx = dy w (if not
+    // null). scratch holds linear_scratch_size(n, k) values per thread.
+    Index (*linear_scratch_size)(Index n, Index k);
+    void (*linear_forward)(T* y, const T* x, const T* w, const T* bias, Index m, Index n, Index k, T* scratch,
+                           int threads);
+    void (*linear_backward)(T* dx, T* grad_w, T* grad_b, const T* dy, const T* x, const T* w, Index m, Index n,
+                            Index k, T* scratch, int threads);
+
     // For tests: the vectorised activations (0 sigmoid, 1 tanh, 2 exp, 3 expm1) and the packed
     // matrix product c[M, N] = a[M, K] * b[K, N] on `threads` threads, all row-major.
     void (*activation)(int which, const T* x, T* out, Index count);

@@ -8,11 +8,14 @@ namespace fastrnn {
 int get_num_threads();
 void set_num_threads(int threads);   // threads >= 1
 
-// Runs body(context, thread) for thread = 0 .. threads-1 (thread 0 on the caller) and returns
-// once all have finished. Concurrent calls from several host threads run one after another.
-void parallel_run(int threads, void (*body)(void* context, int thread), void* context);
+// Runs body(context, thread, team) for thread = 0 .. team-1 (thread 0 on the caller) and
+// returns once all have finished. team <= threads: workers that cannot start within a few tens
+// of microseconds (their core busy with another process or thread pool) are left out, so the
+// body must split its work by `team`, not by `threads`. Concurrent calls from several host
+// threads run one after another.
+void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context);
 
-// Inside parallel_run's body: returns once all `threads` threads of the run have arrived.
-void parallel_barrier(int threads);
+// Inside parallel_run's body: returns once all `team` threads of the run have arrived.
+void parallel_barrier(int team);
 
 }  // namespace fastrnn

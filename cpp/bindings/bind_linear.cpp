@@ -1,0 +1,110 @@
+// Python binding of the fully connected layer (fastrnn.Dense): checks shapes and dtypes, then
+// runs the packed GEMM without the GIL, so Dense never wakes NumPy's BLAS threads (which would
+// spin on the cores the recurrent kernels use).
+#include "stack_binding.h"
+
+namespace fastrnn {
+namespace {
+
+// Products smaller than this many multiply-adds run on one thread.
+constexpr double kParallelLinearWork = 1 << 18;
+
+template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <class T> Matrix<T> matrix(const py::object& object, const char* name, Index rows, Index columns) {
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " + type_text(object));
+    Matrix<T> array = Matrix<T>::ensure(object);
+    const std::vector<Index> expected = rows < 0 ? std::vector<Index>{columns} : std::vector<Index>{rows, columns};
+    if (!array || std::vector<Index>(array.shape(), array.shape() + array.ndim()) != expected)
+        throw py::value_error(std::string(name) + ": expected shape " + shape_text(expected) + ", got " +
+                              (array ? shape_text(array) : type_text(object)));
+    return array;
+}
+
+// A gradient buffer the kernel adds into: exactly T, contiguous, writeable, of the given shape.
+template <class T> T* gradient(const py::object& object, const char* name, const std::vector<Index>& shape) {
+    const py::array array = py::reinterpret_borrow<py::array>(object);
+    if (!py::isinstance<py::array>(object) || !array.dtype().is(py::dtype::of<T>()) ||
+        !(array.flags() & py::array::c_style) || !array.writeable() ||
+        std::vector<Index>(array.shape(), array.shape() + array.ndim()) != shape)
+        throw py::value_error(std::string(name) + ": expected a writeable contiguous " +
+                              std::string(py::str(py::dtype::of<T>())) + " array of shape " + shape_text(shape));
+    return static_cast<T*>(array.request(true).ptr);
+}
+
+template <class T> struct LinearCall {
+    const KernelTable<T>& kernels = fastrnn::kernels<T>(best_isa());
+    int threads;
+    T* scratch;
+
+    LinearCall(Index m, Index n, Index k) {
+        threads = double(m) * double(n) * double(k) < kParallelLinearWork ? 1 : get_num_threads();
+        static thread_local Workspace<T> workspace;   // one per calling thread: calls may overlap
+        scratch = workspace.reserve(threads * kernels.linear_scratch_size(n, k));
+    }
+};
+
+template <class T> py::array_t<T> linear_forward(const py::object& x_object, const py::object& w_object,
+                                                 const py::object& bias_object) {
+    if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
+        throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
+    const py::array w_shape = py::reinterpret_borrow<py::array>(w_object);
+    const Index n = w_shape.shape(0), k = w_shape.shape(1);
+    const Matrix<T> w = matrix<T>(w_object, "weight", n, k);
+    const Index m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
+    const Matrix<T> x = matrix<T>(x_object, "x", m, k);
+    std::optional<Matrix<T>> bias;
+    if (!bias_object.is_none()) bias = matrix<T>(bias_object, "bias", -1, n);
+    py::array_t<T> y({m, n});
+    T* out = y.mutable_data();
+    LinearCall<T> call(m, n, k);
+    {
+        py::gil_scoped_release release;
+        call.kernels.linear_forward(out, x.data(), w.data(), bias ? bias->data() : nullptr, m, n, k, call.scratch,
+                                    call.threads);
+    }
+    return y;
+}
+
+template <class T> py::object linear_backward(const py::object& dy_object, const py::object& x_object,
+                                              const py::object& w_object, const py::object& grad_w_object,
+                                              const py::object& grad_b_object, bool input_gradient) {
+    if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
+        throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
+    const py::array w_shape = py::reinterpret_borrow<py::array>(w_object);
+    const Index n = w_shape.shape(0), k = w_shape.shape(1);
+    const Matrix<T> w = matrix<T>(w_object, "weight", n, k);
+    const Index m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
+    const Matrix<T> x = matrix<T>(x_object, "x", m, k);
+    const Matrix<T> dy = matrix<T>(dy_object, "dy", m, n);
+    T* grad_w = gradient<T>(grad_w_object, "grad_weight", {n, k});
+    T* grad_b = grad_b_object.is_none() ? nullptr : gradient<T>(grad_b_object, "grad_bias", {n});
+    std::optional<py::array_t<T>> dx;
+    if (input_gradient) dx.emplace(std::vector<Index>{m, k});
+    T* dx_out = dx ? dx->mutable_data() : nullptr;
+    LinearCall<T> call(m, n, k);
+    {
+        py::gil_scoped_release release;
+        call.kernels.linear_backward(dx_out, grad_w, grad_b, dy.data(), x.data(), w.data(), m, n, k, call.scratch,
+                                     call.threads);
+    }
+    return dx ? py::object(*dx) : py::none();
+}
+
+template <class T> void bind_linear_type(py::module_& m, const std::string& suffix) {
+    m.def(("linear_forward_" + suffix).c_str(), &linear_forward<T>, py::arg("x"), py::arg("weight"), py::arg("bias"),
+          "y = x weight^T + bias for x (M, in_features), weight (out_features, in_features).");
+    m.def(("linear_backward_" + suffix).c_str(), &linear_backward<T>, py::arg("dy"), py::arg("x"), py::arg("weight"),
+          py::arg("grad_weight"), py::arg("grad_bias"), py::arg("input_grad"),
+          "Adds dy^T x into grad_weight and dy's column sums into grad_bias; returns dx = dy weight.");
+}
+
+}  // namespace
+
+void bind_linear(py::module_& m) {
+    bind_linear_type<float>(m, "float32");
+    bind_linear_type<double>(m, "float64");
+}
+
+}  // namespace fastrnn
