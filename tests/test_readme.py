@@ -1,0 +1,25 @@
+"""The README's code runs as written: its example blocks are the files in examples/ (run by
+test_examples.py), and its interoperability block runs here."""
+
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_examples_in_the_readme_are_the_example_files():
+    for name in ("char_model.py", "time_series.py"):
+        source = (ROOT / "examples" / name).read_text()
+        body = source.split('"""', 2)[2].strip() if source.startswith('"""') else source.strip()
+        assert body + "\n" in BLOCKS, f"README shows a different examples/{name}"
+
+
+def test_the_pytorch_block_runs():
+    pytest.importorskip("torch")
+    block = next(block for block in BLOCKS if "torch_lstm" in block)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["dx"].shape == (5, 3, 8) and namespace["y"].shape == (5, 3, 32)
