@@ -45,15 +45,27 @@ template <class T> struct LinearCall {
     }
 };
 
+// The weight (N, K) and the inputs x (M, K) every linear call starts from.
+template <class T> struct Operands {
+    Index m, n, k;
+    Matrix<T> w, x;
+
+    Operands(const py::object& x_object, const py::object& w_object) {
+        if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
+            throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
+        const py::array w_array = py::reinterpret_borrow<py::array>(w_object);
+        n = w_array.shape(0);
+        k = w_array.shape(1);
+        w = matrix<T>(w_object, "weight", n, k);
+        m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
+        x = matrix<T>(x_object, "x", m, k);
+    }
+};
+
 template <class T> py::array_t<T> linear_forward(const py::object& x_object, const py::object& w_object,
                                                  const py::object& bias_object) {
-    if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
-        throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
-    const py::array w_shape = py::reinterpret_borrow<py::array>(w_object);
-    const Index n = w_shape.shape(0), k = w_shape.shape(1);
-    const Matrix<T> w = matrix<T>(w_object, "weight", n, k);
-    const Index m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
-    const Matrix<T> x = matrix<T>(x_object, "x", m, k);
+    const Operands<T> in(x_object, w_object);
+    const Index m = in.m, n = in.n, k = in.k;
     std::optional<Matrix<T>> bias;
     if (!bias_object.is_none()) bias = matrix<T>(bias_object, "bias", -1, n);
     py::array_t<T> y({m, n});
@@ -61,8 +73,8 @@ template <class T> py::array_t<T> linear_forward(const py::object& x_object, con
     LinearCall<T> call(m, n, k);
     {
         py::gil_scoped_release release;
-        call.kernels.linear_forward(out, x.data(), w.data(), bias ? bias->data() : nullptr, m, n, k, call.scratch,
-                                    call.threads);
+        call.kernels.linear_forward(out, in.x.data(), in.w.data(), bias ? bias->data() : nullptr, m, n, k,
+                                    call.scratch, call.threads);
     }
     return y;
 }
@@ -70,13 +82,8 @@ template <class T> py::array_t<T> linear_forward(const py::object& x_object, con
 template <class T> py::object linear_backward(const py::object& dy_object, const py::object& x_object,
                                               const py::object& w_object, const py::object& grad_w_object,
                                               const py::object& grad_b_object, bool input_gradient) {
-    if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
-        throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
-    const py::array w_shape = py::reinterpret_borrow<py::array>(w_object);
-    const Index n = w_shape.shape(0), k = w_shape.shape(1);
-    const Matrix<T> w = matrix<T>(w_object, "weight", n, k);
-    const Index m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
-    const Matrix<T> x = matrix<T>(x_object, "x", m, k);
+    const Operands<T> in(x_object, w_object);
+    const Index m = in.m, n = in.n, k = in.k;
     const Matrix<T> dy = matrix<T>(dy_object, "dy", m, n);
     T* grad_w = gradient<T>(grad_w_object, "grad_weight", {n, k});
     T* grad_b = grad_b_object.is_none() ? nullptr : gradient<T>(grad_b_object, "grad_bias", {n});
@@ -86,8 +93,8 @@ template <class T> py::object linear_backward(const py::object& dy_object, const
     LinearCall<T> call(m, n, k);
     {
         py::gil_scoped_release release;
-        call.kernels.linear_backward(dx_out, grad_w, grad_b, dy.data(), x.data(), w.data(), m, n, k, call.scratch,
-                                     call.threads);
+        call.kernels.linear_backward(dx_out, grad_w, grad_b, dy.data(), in.x.data(), in.w.data(), m, n, k,
+                                     call.scratch, call.threads);
     }
     return dx ? py::object(*dx) : py::none();
 }

@@ -12,76 +12,51 @@ struct LstmCell {
     template <class T> static void backward_step(const BackwardTile<T>& b, bool) { backward_tile(b); }
 
     template <class T> static void forward_tile(const ForwardTile<T>& f) {
-        constexpr int lanes = Simd<T>::lanes;
         const Index H = f.hidden;
-        for (Index r = 0; r < f.rows; ++r) {
-            if (!f.active(r)) {
-                forward_padded_row(f, r);
-                continue;
+        for_each_vector<T>(f, [&](Index r) { forward_padded_row(f, r); }, [&](Index r, Index j, Index n) {
+            T* gates = f.gates + r * f.gates_ld + j;
+            const T* recurrent = f.recurrent + r * panel_width<T>() + j;
+            auto pre = [&](int gate) { return load_lanes(gates + gate * H, n) + load(recurrent + gate * f.gate_stride); };
+            const Vec<T> i = vector_sigmoid<T>(pre(0));
+            const Vec<T> fg = vector_sigmoid<T>(pre(1));
+            const Vec<T> g = vector_tanh<T>(pre(2));
+            const Vec<T> o = vector_sigmoid<T>(pre(3));
+            const Index state = r * f.state_ld + j;
+            const Vec<T> c = fg * load_lanes(f.c_prev + state, n) + i * g;
+            const Vec<T> h = o * vector_tanh<T>(c);
+            store_partial(f.c_next + state, c, n);
+            store_partial(f.h_next + state, h, n);
+            store_partial(f.y + r * f.y_ld + j, h, n);
+            if (f.store_gates) {
+                store_partial(gates, i, n);
+                store_partial(gates + H, fg, n);
+                store_partial(gates + 2 * H, g, n);
+                store_partial(gates + 3 * H, o, n);
             }
-            T* gates = f.gates + r * f.gates_ld;
-            const T* recurrent = f.recurrent + r * panel_width<T>();
-            const T* c_prev = f.c_prev + r * f.state_ld;
-            T* c_next = f.c_next + r * f.state_ld;
-            T* h_next = f.h_next + r * f.state_ld;
-            T* y = f.y + r * f.y_ld;
-            for (Index j = 0; j < f.units; j += lanes) {
-                const Index n = min_of<Index>(lanes, f.units - j);
-                auto pre = [&](int gate) {
-                    return load_lanes(gates + gate * H + j, n) + load(recurrent + gate * f.gate_stride + j);
-                };
-                const Vec<T> i = vector_sigmoid<T>(pre(0));
-                const Vec<T> fg = vector_sigmoid<T>(pre(1));
-                const Vec<T> g = vector_tanh<T>(pre(2));
-                const Vec<T> o = vector_sigmoid<T>(pre(3));
-                const Vec<T> c = fg * load_lanes(c_prev + j, n) + i * g;
-                const Vec<T> h = o * vector_tanh<T>(c);
-                store_partial(c_next + j, c, n);
-                store_partial(h_next + j, h, n);
-                store_partial(y + j, h, n);
-                if (f.store_gates) {
-                    store_partial(gates + j, i, n);
-                    store_partial(gates + H + j, fg, n);
-                    store_partial(gates + 2 * H + j, g, n);
-                    store_partial(gates + 3 * H + j, o, n);
-                }
-            }
-        }
+        });
     }
 
     template <class T> static void backward_tile(const BackwardTile<T>& b) {
-        constexpr int lanes = Simd<T>::lanes;
         const Index H = b.hidden;
-        for (Index r = 0; r < b.rows; ++r) {
-            if (!b.active(r)) {
-                backward_padded_row(b, r, gate_count);   // dc passes through unchanged
-                continue;
-            }
-            T* gates = b.gates + r * b.gates_ld;
-            const T* dh_next = b.product + r * panel_width<T>();
-            const T* dy = b.dy + r * b.dy_ld;
-            const T* c_prev = b.c_prev + r * b.state_ld;
-            const T* c_next = b.c_next + r * b.state_ld;
-            T* dc = b.dc + r * b.state_ld;
-            T* dh_partial = b.dh_partial + r * b.state_ld;
-            for (Index j = 0; j < b.units; j += lanes) {
-                const Index n = min_of<Index>(lanes, b.units - j);
-                const Vec<T> i = load_lanes(gates + j, n);
-                const Vec<T> fg = load_lanes(gates + H + j, n);
-                const Vec<T> g = load_lanes(gates + 2 * H + j, n);
-                const Vec<T> o = load_lanes(gates + 3 * H + j, n);
-                const Vec<T> dh = load(dh_next + j) + load_lanes(dy + j, n);
-                const Vec<T> tanh_c = vector_tanh<T>(load_lanes(c_next + j, n));
-                // dL/dc_t collects the path through h_t = o*tanh(c_t) and the carry from t+1.
-                const Vec<T> dc_t = load_lanes(dc + j, n) + dh * o * (T(1) - tanh_c * tanh_c);
-                const Vec<T> one = broadcast<T>(1);
-                store_partial(gates + j, dc_t * g * i * (one - i), n);
-                store_partial(gates + H + j, dc_t * load_lanes(c_prev + j, n) * fg * (one - fg), n);
-                store_partial(gates + 2 * H + j, dc_t * i * (one - g * g), n);
-                store_partial(gates + 3 * H + j, dh * tanh_c * o * (one - o), n);
-                store_partial(dc + j, dc_t * fg, n);
-                store_partial(dh_partial + j, Vec<T>{}, n);
-            }
-        }
+        // A padded row's dc passes through unchanged (dc is updated in place).
+        for_each_vector<T>(b, [&](Index r) { backward_padded_row(b, r, gate_count); }, [&](Index r, Index j, Index n) {
+            T* gates = b.gates + r * b.gates_ld + j;
+            const Index state = r * b.state_ld + j;
+            const Vec<T> i = load_lanes(gates, n);
+            const Vec<T> fg = load_lanes(gates + H, n);
+            const Vec<T> g = load_lanes(gates + 2 * H, n);
+            const Vec<T> o = load_lanes(gates + 3 * H, n);
+            const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
+            const Vec<T> tanh_c = vector_tanh<T>(load_lanes(b.c_next + state, n));
+            // dL/dc_t collects the path through h_t = o*tanh(c_t) and the carry from t+1.
+            const Vec<T> dc = load_lanes(b.dc + state, n) + dh * o * (T(1) - tanh_c * tanh_c);
+            const Vec<T> one = broadcast<T>(1);
+            store_partial(gates, dc * g * i * (one - i), n);
+            store_partial(gates + H, dc * load_lanes(b.c_prev + state, n) * fg * (one - fg), n);
+            store_partial(gates + 2 * H, dc * i * (one - g * g), n);
+            store_partial(gates + 3 * H, dh * tanh_c * o * (one - o), n);
+            store_partial(b.dc + state, dc * fg, n);
+            store_partial(b.dh_partial + state, Vec<T>{}, n);
+        });
     }
 };

@@ -66,3 +66,17 @@ inline void backward_padded_row(const BackwardTile<T>& b, Index r, Index gates) 
     for (Index g = 0; g < gates; ++g)
         std::memset(b.gates + r * b.gates_ld + g * b.hidden, 0, b.units * sizeof(T));
 }
+
+// Calls chunk(r, j, n) for each vector of each row of a tile (n lanes from unit j; n < lanes
+// only at the row's end), and padded(r) instead for rows past their sequence's end.
+template <class T, class Tile, class Padded, class Chunk>
+inline void for_each_vector(const Tile& tile, Padded&& padded, Chunk&& chunk) {
+    constexpr Index lanes = Simd<T>::lanes;
+    for (Index r = 0; r < tile.rows; ++r) {
+        if (!tile.active(r)) {
+            padded(r);
+            continue;
+        }
+        for (Index j = 0; j < tile.units; j += lanes) chunk(r, j, min_of(lanes, tile.units - j));
+    }
+}
