@@ -621,24 +621,28 @@ template <class Cell, class T> struct BackwardRun {
     void bias_gradients(Index layer, Index direction, const ParamOffsets& o, const Worker& worker) {
         const Index H = dims.hidden, GH = dims.gate_rows(), ld = dims.gates_ld();
         const T* dgates = gates(layer) + direction * GH;
-        const bool lbr = dims.gru && dims.config.linear_before_reset;
         const Range columns = worker.share(GH, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
-        if (args.overwrite_grads) {
-            std::memset(db_ih + columns.begin, 0, (columns.end - columns.begin) * sizeof(T));
-            std::memset(db_hh + columns.begin, 0, (columns.end - columns.begin) * sizeof(T));
+        add_column_sums(db_ih, dgates, ld, columns.begin, columns.end);
+        if (dims.gru && dims.config.linear_before_reset) {
+            // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
+            add_column_sums(db_hh, dgates, ld, columns.begin, min_of(columns.end, 2 * H));
+            add_column_sums(db_hh + 2 * H, extra(layer, direction), H, max_of<Index>(columns.begin - 2 * H, 0),
+                            columns.end - 2 * H);
+        } else {
+            add_column_sums(db_hh, dgates, ld, columns.begin, columns.end);
         }
-        // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
-        const Index shared_end = lbr ? min_of(columns.end, 2 * H) : columns.end;
-        for (Index row = 0; row < dims.rows(); ++row) {
-            const T* dgates_row = dgates + row * ld;
-            for (Index j = columns.begin; j < columns.end; ++j) db_ih[j] += dgates_row[j];
-            for (Index j = columns.begin; j < shared_end; ++j) db_hh[j] += dgates_row[j];
-            if (lbr) {
-                const T* dn_reset = extra(layer, direction) + row * H - 2 * H;
-                for (Index j = max_of(columns.begin, 2 * H); j < columns.end; ++j) db_hh[j] += dn_reset[j];
-            }
+    }
+
+    // sums[j] (+)= sum over the T*B rows of rows[row * ld + j], for j in [begin, end).
+    void add_column_sums(T* sums, const T* rows, Index ld, Index begin, Index end) const {
+        constexpr Index lanes = Simd<T>::lanes;
+        for (Index j = begin; j < end; j += lanes) {
+            const Index n = min_of(lanes, end - j);
+            Vec<T> total = args.overwrite_grads ? Vec<T>{} : load_lanes(sums + j, n);
+            for (Index row = 0; row < dims.rows(); ++row) total += load_lanes(rows + row * ld + j, n);
+            store_partial(sums + j, total, n);
         }
     }
 
