@@ -1,0 +1,138 @@
+"""What the demos share: their command line (--quick, --seed, --out and settings whose default
+depends on --quick), PNG plots through matplotlib's Agg backend, and the small helpers of the
+classic recipes (text windows, greedy writing, chronological splits, RMSE, baselines side by side)."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from fastrnn.data import Vocabulary, sliding_windows
+
+DEMO_EXTRA = 'pip install "fastrnn[demo]"'   # matplotlib and tqdm
+
+
+class DemoParser(argparse.ArgumentParser):
+    """The options every demo has, plus `add_setting` for options whose default is smaller
+    under --quick (the few-second run the tests use).
+
+    --out needs matplotlib; without it parse_args stops with an error naming the extra, before
+    any training: the user asked for plots, so finishing without them would be the surprise.
+    """
+
+    def __init__(self, name, description):
+        super().__init__(prog=f"fastrnn-demo {name}", description=description,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        self._settings = {}   # dest -> (default, quick default)
+        self.add_argument("--quick", action="store_true", help="a run of a few seconds (for tests): smaller settings")
+        self.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and sampling (default: 0)")
+        self.add_argument("--out", type=Path, metavar="DIR",
+                          help=f"write PNG plots to DIR (needs matplotlib: {DEMO_EXTRA})")
+
+    def add_setting(self, flag, default, quick, help, type=int):
+        action = self.add_argument(flag, type=type, help=f"{help} (default: {default}; {quick} with --quick)")
+        self._settings[action.dest] = (default, quick)
+
+    def parse_args(self, args=None, namespace=None):
+        options = super().parse_args(args, namespace)
+        for dest, (default, quick) in self._settings.items():
+            if getattr(options, dest) is None:
+                setattr(options, dest, quick if options.quick else default)
+        if options.out is not None:
+            try:
+                import matplotlib  # noqa: F401  (only checked here; figure() imports what it draws with)
+            except ImportError:
+                self.error(f"--out draws plots with matplotlib, which is not installed; {DEMO_EXTRA}")
+        return options
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def trained(losses):
+    """Prints how the training loss went, for runs too short to need a progress bar."""
+    print(f"trained {len(losses)} epochs: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+
+
+def compare(metric, model_value, baseline_name, baseline_value):
+    """Prints the model's metric next to the naive baseline's, with their ratio (< 1: better)."""
+    print(f"{metric}: model {model_value:.4f} | {baseline_name} {baseline_value:.4f} | "
+          f"ratio {model_value / baseline_value:.3f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
+
+
+def figure(width=9, height=4):
+    """(figure, axes) drawn by the Agg backend, without pyplot: no global state, no window, and
+    nothing to close. Only called when --out is given, so matplotlib stays optional."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    drawing = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(drawing)
+    return drawing, drawing.add_subplot()
+
+
+def save(drawing, out, filename):
+    """Writes the figure to out/filename as a PNG and says so; returns the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / filename
+    drawing.savefig(path, dpi=100)
+    print(f"wrote {path}")
+    return path
+
+
+def plot_losses(out, filename, curves, ylabel="loss", xlabel="epoch"):
+    """One line per named curve (a sequence of values), e.g. {"training": [...], ...}."""
+    drawing, axes = figure(width=7, height=3.5)
+    for label, values in curves.items():
+        axes.plot(np.arange(1, len(values) + 1), values, label=label)
+    axes.set(xlabel=xlabel, ylabel=ylabel, yscale="log")
+    axes.legend()
+    return save(drawing, out, filename)
+
+
+# ---------------------------------------------------------------------------------------------
+# Character models
+# ---------------------------------------------------------------------------------------------
+
+
+def text_windows(text, seq_len):
+    """(vocabulary, x, y) for next-character prediction: x[i] = ids of text[i : i+seq_len], y[i]
+    the same window one character later (the classic char-rnn windows)."""
+    vocabulary = Vocabulary(text)
+    x, y = sliding_windows(vocabulary.encode(text), seq_len)
+    return vocabulary, x, y
+
+
+def continue_text(model, vocabulary, prime, length, seq_len):
+    """`length` characters after `prime`, each the most likely next character given the last
+    seq_len characters (the model's own output once the prime is used up): how a model
+    trained on windows of seq_len writes. Works for per-step outputs (the last step's logits
+    are the prediction) and many-to-one outputs."""
+    ids = list(vocabulary.encode(prime))
+    for _ in range(length):
+        logits = model.predict(np.array(ids[-seq_len:])[None])[0]
+        ids.append(int(logits[-1].argmax() if logits.ndim == 2 else logits.argmax()))
+    return vocabulary.decode(ids[len(prime):])
+
+
+# ---------------------------------------------------------------------------------------------
+# Time series
+# ---------------------------------------------------------------------------------------------
+
+
+def chronological_split(array, train_fraction):
+    """(first part, rest): no shuffling, so the model is tested on a future it has not seen."""
+    cut = int(len(array) * train_fraction)
+    return array[:cut], array[cut:]
+
+
+def rmse(prediction, target):
+    return float(np.sqrt(np.mean((np.asarray(prediction) - np.asarray(target)) ** 2)))
+
