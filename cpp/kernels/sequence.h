@@ -154,6 +154,15 @@ template <class T> struct BackwardScratchLayout {
 
 inline bool use_dot_recurrent(Index batch) { return batch <= kDotBatch; }
 
+// Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
+// recurrent products of every layer and direction.
+inline double forward_flops(const Dims& d) {
+    double flops = 0;
+    for (Index layer = 0; layer < d.layers; ++layer)
+        flops += 2.0 * double(d.rows()) * double(d.gate_rows()) * double(d.input_size(layer) + d.hidden) * double(d.directions);
+    return flops;
+}
+
 inline int useful_threads_for(const StackConfig& config, Index steps, Index batch, int available) {
     (void)steps;
     const double step_flops = 2.0 * double(batch) * double(config.gates()) * double(config.hidden_size) *

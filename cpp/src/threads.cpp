@@ -29,9 +29,12 @@ namespace {
 constexpr int kSpinsBeforeYield = 1000;
 // Idle workers give up their core after about 30 microseconds.
 constexpr int kSpinsBeforeSleep = 500;
-// How long a run waits for its workers to start (a sleeping worker wakes in microseconds; one
-// whose core another thread holds may not run for milliseconds).
-constexpr auto kAdmissionWait = std::chrono::microseconds(40);
+// How long a run waits for its workers to start: at least kMinimumAdmission, at most
+// kMaximumAdmission, else kAdmissionShare of its single-thread time at kFlopsPerSecond. A
+// sleeping worker on a virtual machine can take 100 microseconds to wake; one whose core another
+// thread holds may not run for milliseconds.
+constexpr double kMinimumAdmission = 40e-6, kMaximumAdmission = 2e-3;
+constexpr double kAdmissionShare = 0.02, kFlopsPerSecond = 60e9;
 // `seats` once admission is over: any later claim finds no seat.
 constexpr int kClosed = -(1 << 30);
 
@@ -59,7 +62,7 @@ public:
     // Serializes parallel_run calls from different host threads.
     std::mutex run_mutex;
 
-    void run(int threads, void (*body)(void*, int, int), void* context) {
+    void run(int threads, void (*body)(void*, int, int), void* context, double flops) {
         ensure_workers(threads - 1);
         job_body = body;
         job_context = context;
@@ -73,7 +76,8 @@ public:
         }
         wake.notify_all();
         // Admission: wait briefly for the workers to claim their seats, then go with those that did.
-        const auto deadline = std::chrono::steady_clock::now() + kAdmissionWait;
+        const double wait = std::clamp(kAdmissionShare * flops / kFlopsPerSecond, kMinimumAdmission, kMaximumAdmission);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait);
         while (seats.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < deadline)
             cpu_relax();
         const int unclaimed = std::max(0, seats.exchange(kClosed, std::memory_order_acq_rel));
@@ -173,14 +177,14 @@ void set_num_threads(int threads) {
     configured_threads.store(std::max(1, threads), std::memory_order_relaxed);
 }
 
-void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context) {
+void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context, double flops) {
     if (threads <= 1) {
         body(context, 0, 1);
         return;
     }
     Pool& workers = pool();
     std::lock_guard<std::mutex> lock(workers.run_mutex);
-    workers.run(threads, body, context);
+    workers.run(threads, body, context, flops);
 }
 
 void parallel_barrier(int team) {
