@@ -37,6 +37,9 @@ ARGUMENTS = parse_arguments()
 # is set before any import below pulls NumPy in (threadpoolctl, if installed, enforces it too).
 for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
     os.environ[variable] = str(ARGUMENTS.threads)
+# OpenBLAS's idle threads spin for 2^28 cycles (about 0.1 s) after each product; after a timed
+# reference run they would take the cores the next contender measures with. 2^4 cycles instead.
+os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
 
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
