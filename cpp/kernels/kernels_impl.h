@@ -104,6 +104,16 @@ template <class T> struct LinearRun {
     static void forward_body(void* context, int thread, int team) {
         const LinearRun& run = *static_cast<LinearRun*>(context);
         const Worker worker{thread, team};
+        if (run.m <= kDotRows) {
+            // A few rows (generation): dot products on w as it is, outputs split over the threads.
+            const Range outputs = worker.share(run.n, Simd<T>::lanes);
+            dot_rows(run.y + outputs.begin, run.n, run.x, run.k, run.m, run.w + outputs.begin * run.k, run.k,
+                     outputs.end - outputs.begin, run.k);
+            if (run.bias)
+                for (Index row = 0; row < run.m; ++row)
+                    for (Index j = outputs.begin; j < outputs.end; ++j) run.y[row * run.n + j] += run.bias[j];
+            return;
+        }
         const Range rows = worker.share(run.m, kTileRows);
         gemm_rows(GemmOutput<T>{run.y, run.n, false, run.bias}, MatrixView<T>{run.x, run.k, 1},
                   MatrixView<T>{run.w, 1, run.k}, rows.begin, rows.end, run.n, run.k, run.thread_scratch(worker));
