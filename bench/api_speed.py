@@ -24,6 +24,9 @@ parser.add_argument("--repeats", type=int, default=7)
 arguments = parser.parse_args()
 if arguments.threads:   # before numpy is imported, so OpenBLAS reads it
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["FASTRNN_NUM_THREADS"] = str(arguments.threads)
+# OpenBLAS's idle threads spin for about 0.1 s after a product (the torch models' losses use it);
+# they would take the cores the other contender is timed on.
+os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
 
 import numpy as np   # noqa: E402
 import torch   # noqa: E402
@@ -119,11 +122,17 @@ def generators(classes=65, hidden=256, num_layers=2, prime_length=10):
     return fastrnn_generate, torch_generate
 
 
+# Pause before each measurement: the other library's worker threads (OpenMP, fastrnn's pool)
+# spin for a while after a call and would slow this one down.
+SETTLE_SECONDS = 0.02
+
+
 def interleaved(ours, theirs, calls, repeats):
     """Median seconds per call of each, timed alternately."""
     times = {"fastrnn": [], "torch": []}
     for _ in range(repeats):
         for name, function in (("fastrnn", ours), ("torch", theirs)):
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             function(calls)
             times[name].append((time.perf_counter() - start) / calls)

@@ -248,6 +248,31 @@ def test_sample_follows_the_tempered_softmax_within_top_k():
     assert sample(logits, 0) == 3
 
 
+def test_native_generation_samples_the_tempered_softmax_within_top_k():
+    # A head with zero weights makes every step's logits its bias: the draws show the sampler.
+    probabilities = np.array([0.1, 0.2, 0.3, 0.4])
+    model = char_model()
+    model.layers[-1].params["weight"] = np.zeros((4, 6))
+    model.layers[-1].params["bias"] = np.log(probabilities)
+    assert model._native_generation_layers() is not None
+
+    def frequencies(count, **options):
+        return np.bincount(model.generate(np.array([0]), count, **options), minlength=4) / count
+
+    np.testing.assert_allclose(frequencies(8000, seed=0), probabilities, atol=0.02)
+    np.testing.assert_allclose(frequencies(8000, temperature=0.5, seed=1), probabilities**2 / (probabilities**2).sum(),
+                               atol=0.02)
+    np.testing.assert_allclose(frequencies(4000, top_k=2, seed=2), [0, 0, 3 / 7, 4 / 7], atol=0.03)
+
+
+def test_native_and_python_generation_agree_greedily(monkeypatch):
+    model = char_model(dtype="float32", seed=3)
+    prime = np.array([2, 0, 1])
+    native = model.generate(prime, 20, temperature=0)
+    monkeypatch.setattr(model, "_native_generation_layers", lambda: None)
+    np.testing.assert_array_equal(model.generate(prime, 20, temperature=0), native)
+
+
 def test_generate_takes_and_returns_text_with_a_vocabulary():
     vocabulary = Vocabulary("abcd")
     model = Sequential([Embedding(4, 3, seed=0), GRU(3, 8, batch_first=True, seed=0), Dense(8, 4, seed=0)],

@@ -7,6 +7,7 @@ void bind_rnn(py::module_& m);
 void bind_lstm(py::module_& m);
 void bind_gru(py::module_& m);
 void bind_linear(py::module_& m);
+void bind_generate(py::module_& m);
 
 namespace {
 
@@ -55,10 +56,13 @@ template <class T> py::array_t<T> matmul(py::array_t<T, py::array::c_style | py:
 PYBIND11_MODULE(_core, m) {
     using namespace fastrnn;
     m.doc() = "fastrnn native kernels";
+    bind_native_stack<float>(m, "RecurrentStack_float32");
+    bind_native_stack<double>(m, "RecurrentStack_float64");
     bind_rnn(m);
     bind_lstm(m);
     bind_gru(m);
     bind_linear(m);
+    bind_generate(m);
     m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
     m.def(
         "set_num_threads",

@@ -202,7 +202,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     if (!(dropout >= 0 && dropout < 1))
         throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
 
-    BusyGuard busy(busy_);
+    BusyGuard busy(*this);
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
     Array x_time_major = shape.batch_first ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
@@ -272,7 +272,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     std::optional<Array> dhn, dcn;
     parse_state(dstate, "dstate", shape, dhn, dcn);
 
-    BusyGuard busy(busy_);
+    BusyGuard busy(*this);
     const Index input_size = config_.input_size;
     std::optional<Array> dx, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
@@ -318,6 +318,23 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     forward_input_.reset();
     forward_lengths_.reset();
     return py::make_tuple(dx ? py::object(*dx) : py::none(), make_state(dh0, dc0));
+}
+
+template <class T> void NativeStack<T>::step(const T* weights, const T* x, T* h, T* c, T* y, int threads) {
+    ForwardArgs<T> args{};
+    args.config = config_;
+    args.steps = 1;
+    args.batch = 1;
+    args.weights = weights;
+    args.x = x;
+    args.h0 = h;   // read per layer before that layer's new state is written: in place is fine
+    args.c0 = config_.kind == CellKind::lstm ? c : nullptr;
+    args.y = y;
+    args.hn = h;
+    args.cn = args.c0 ? c : nullptr;
+    args.scratch = scratch_.reserve(kernels_->forward_scratch_size(config_, 1, 1, false, threads));
+    args.threads = threads;
+    kernels_->forward(args);
 }
 
 template <class T> py::list NativeStack<T>::parameter_layout() const {

@@ -74,6 +74,15 @@ public:
                        const py::object& dstate, bool input_gradient, bool overwrite_grads);
     // Forget the last training-mode forward: a later backward raises.
     void discard() { has_forward_ = false; }
+    // For generation from C++, with the GIL released: one inference step at batch 1 from the
+    // input x [input_size]. h and c [L*D, H] hold the state in and receive the new one (c is
+    // unused but for LSTM); y [D*H] receives the output. Callers check the sizes and hold the
+    // layer busy (see BusyGuard).
+    void step(const T* weights, const T* x, T* h, T* c, T* y, int threads);
+    const StackConfig& config() const { return config_; }
+    int useful_threads(Index steps, Index batch, int available) const {
+        return kernels_->useful_threads(config_, steps, batch, available);
+    }
     // [(name, offset, shape)] of the flat parameter buffer, in PyTorch's order.
     py::list parameter_layout() const;
     Index parameter_count() const { return param_count(config_); }
@@ -84,6 +93,18 @@ private:
         Index steps, batch;
         bool batched, batch_first;
     };
+public:
+    // Sets busy while a call runs without the GIL, so a second thread gets an error, not a race.
+    struct BusyGuard {
+        bool& flag;
+        explicit BusyGuard(NativeStack& stack) : flag(stack.busy_) {
+            if (flag) throw std::runtime_error("this layer is already running a forward/backward in another thread");
+            flag = true;
+        }
+        ~BusyGuard() { flag = false; }
+    };
+
+private:
     StackConfig config_;
     const KernelTable<T>* kernels_;
     Workspace<T> stored_, scratch_, staging_;
@@ -105,29 +126,22 @@ private:
                      std::optional<Array>& c) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
 
-    // Sets busy_ while a call runs without the GIL, so a second thread gets an error, not a race.
-    struct BusyGuard {
-        bool& flag;
-        explicit BusyGuard(bool& f) : flag(f) {
-            if (flag) throw std::runtime_error("this layer is already running a forward/backward in another thread");
-            flag = true;
-        }
-        ~BusyGuard() { flag = false; }
-    };
+
 };
 
 extern template class NativeStack<float>;
 extern template class NativeStack<double>;
 
-// The Python type of one cell kind's stack (pybind11 registers each C++ type once).
+// The Python type of one cell kind's stack (pybind11 registers each C++ type once); its base,
+// NativeStack<T>, carries the methods.
 template <class T, CellKind Kind> struct CellStack : NativeStack<T> {
     using NativeStack<T>::NativeStack;
 };
 
-// Registers a cell stack's methods as class `name`; the cell's bind_*.cpp adds the constructor.
-template <class T, CellKind Kind> py::class_<CellStack<T, Kind>> bind_stack_class(py::module_& m, const char* name) {
+// Registers NativeStack<T> and its methods as class `name` (before any cell type).
+template <class T> void bind_native_stack(py::module_& m, const char* name) {
     using Stack = NativeStack<T>;
-    return py::class_<CellStack<T, Kind>>(m, name)
+    py::class_<Stack>(m, name)
         .def("forward", &Stack::forward, py::arg("weights"), py::arg("x"), py::arg("state"), py::arg("lengths"),
              py::arg("training"), py::arg("batch_first"), py::arg("dropout"), py::arg("dropout_seed"))
         .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
@@ -136,6 +150,13 @@ template <class T, CellKind Kind> py::class_<CellStack<T, Kind>> bind_stack_clas
         .def("parameter_layout", &Stack::parameter_layout)
         .def_property_readonly("parameter_count", &Stack::parameter_count)
         .def_property_readonly("isa", &Stack::isa);
+}
+
+// A cell kind's class `name`, deriving from NativeStack<T>; the cell's bind_*.cpp adds the
+// constructor.
+template <class T, CellKind Kind> py::class_<CellStack<T, Kind>, NativeStack<T>> bind_stack_class(py::module_& m,
+                                                                                                 const char* name) {
+    return py::class_<CellStack<T, Kind>, NativeStack<T>>(m, name);
 }
 
 // A configuration with its sizes checked.

@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 
-from . import losses, optim
+from . import _core, losses, optim
 from .base import Layer, Parameters, class_ids, positive_int
 from .data import Vocabulary
-from .layers import Embedding, LastStep, OneHot
+from .layers import Dense, Dropout, Embedding, LastStep, OneHot
 from .progress import Progress
 
 CACHE_LINE = 64   # bytes; each layer's slice of the model buffer starts on one
@@ -303,8 +303,10 @@ class Sequential(Layer):
         prime: ids (a non-empty 1-D integer array) or a str (needs `vocabulary`); returns the
         new ids (int64), or their text for a str prime. temperature divides the logits (0:
         greedy argmax); top_k keeps only the k most likely tokens. seed: a generator for this
-        call (default: the model's). The prime runs in one call; then each token is one
-        T=1 call per layer with the state carried.
+        call (default: the model's). The prime runs in one call; then, for the usual shape
+        (input layer -> recurrent layers -> Dense), the token loop runs in C++ (a T=1 step of
+        each recurrent layer with the state carried, the head, Gumbel-max sampling); other
+        shapes loop in Python.
         """
         classes = self._check_character_model()
         as_text = isinstance(prime, str)
@@ -326,12 +328,31 @@ class Sequential(Layer):
         logits = self._run(ids[None, :], None, states)[0, -1]
         # The input layer maps each id to a fixed vector: one table lookup per token instead of a call
         inputs = self.layers[0](np.arange(classes)[:, None, None])   # (classes, 1, 1, features)
-        generated = np.empty(length, dtype=np.int64)
-        for index in range(length):
-            generated[index] = token = sample(logits, temperature, top_k, rng)
-            if index + 1 < length:
-                logits = self._run(inputs[token], None, states, first=1)[0, -1]
+        recurrent = self._native_generation_layers()
+        if recurrent is not None:
+            head = self.layers[-1]
+            generated = getattr(_core, f"generate_{self.dtype.name}")(
+                [layer._native for layer in recurrent], [layer._parameters.values for layer in recurrent],
+                [states[self.layers.index(layer)] for layer in recurrent], inputs.reshape(classes, -1),
+                head.params["weight"], head.params["bias"] if head.bias else None, logits, length, float(temperature),
+                top_k or 0, int(rng.integers(2**63)))
+        else:
+            generated = np.empty(length, dtype=np.int64)
+            for index in range(length):
+                generated[index] = token = sample(logits, temperature, top_k, rng)
+                if index + 1 < length:
+                    logits = self._run(inputs[token], None, states, first=1)[0, -1]
         return self.vocabulary.decode(generated) if as_text else generated
+
+    def _native_generation_layers(self):
+        """The recurrent layers, when the model is input layer -> recurrent layers (and Dropout,
+        which is the identity here) -> Dense, the shape whose token loop runs in C++; else None."""
+        middle = self.layers[1:-1]
+        recurrent = [layer for layer in middle if layer.recurrent]
+        if not recurrent or not isinstance(self.layers[-1], Dense) or \
+                any(not (layer.recurrent or isinstance(layer, Dropout)) for layer in middle):
+            return None
+        return recurrent
 
     def _check_character_model(self):
         """The number of ids of a model that generate can drive, or ValueError."""

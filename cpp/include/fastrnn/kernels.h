@@ -16,8 +16,8 @@ template <class T> struct ForwardArgs {
     const T* c0;                  // lstm: [L*D, B, H] or null: zeros
     const std::int64_t* lengths;  // [B], each in [1, T], or null: all T
     T* y;                         // [T, B, D*H]
-    T* hn;                        // [L*D, B, H]
-    T* cn;                        // lstm: [L*D, B, H]
+    T* hn;                        // [L*D, B, H]; may be h0 itself (each layer reads its h0 first)
+    T* cn;                        // lstm: [L*D, B, H]; may be c0 itself
     bool training;                  // keep activations in `stored` for backward
     double dropout;                     // training: drop probability between layers
     std::uint64_t dropout_seed;

@@ -1,0 +1,154 @@
+// Python binding of the generation loop of a character model (Sequential.generate): input table
+// -> recurrent stacks -> dense head -> sample, token after token in C++ without the GIL, so a
+// token costs the kernels' time and nothing else.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "stack_binding.h"
+
+namespace fastrnn {
+namespace {
+
+template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::uint64_t splitmix64(std::uint64_t& state) {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// An id drawn from softmax(logits / temperature) over the top_k largest logits (all when
+// top_k is 0) by the Gumbel-max trick, or the argmax when temperature is 0.
+template <class T>
+Index sample_id(const T* logits, Index classes, double temperature, Index top_k, std::uint64_t& rng,
+                std::vector<T>& sorted) {
+    double threshold = -std::numeric_limits<double>::infinity();
+    if (top_k > 0 && top_k < classes) {
+        sorted.assign(logits, logits + classes);
+        std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<T>());
+        threshold = sorted[top_k - 1];
+    }
+    Index best = 0;
+    double best_score = -std::numeric_limits<double>::infinity();
+    for (Index id = 0; id < classes; ++id) {
+        if (logits[id] < threshold) continue;
+        double score = logits[id];
+        if (temperature > 0) {
+            const double uniform = (double(splitmix64(rng) >> 11) + 0.5) * 0x1.0p-53;   // in (0, 1)
+            score = score / temperature - std::log(-std::log(uniform));
+        }
+        if (score > best_score) {
+            best_score = score;
+            best = id;
+        }
+    }
+    return best;
+}
+
+template <class T> struct Layer {
+    NativeStack<T>* stack;
+    const T* weights;
+    std::vector<T> h, c, y;
+};
+
+template <class T>
+py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weights, const py::list& states,
+                                   const py::object& table_object, const py::object& head_object,
+                                   const py::object& head_bias_object, const py::object& logits_object, Index length,
+                                   double temperature, Index top_k, std::uint64_t seed) {
+    if (stacks.size() == 0 || weights.size() != stacks.size() || states.size() != stacks.size())
+        throw py::value_error("stacks, weights, states: expected one entry each per recurrent layer");
+    if (length < 0) throw py::value_error("length: expected a non-negative number of tokens");
+    if (!(temperature >= 0)) throw py::value_error("temperature: expected a number >= 0");
+    if (top_k < 0) throw py::value_error("top_k: expected a positive number, or 0 for all");
+    const Matrix<T> table = Matrix<T>::ensure(table_object), head = Matrix<T>::ensure(head_object);
+    const Matrix<T> first_logits = Matrix<T>::ensure(logits_object);
+    if (!table || table.ndim() != 2 || !head || head.ndim() != 2 || !first_logits || first_logits.ndim() != 1)
+        throw py::value_error("input table, head weight, logits: expected 2-D, 2-D and 1-D float arrays");
+    const Index classes = table.shape(0);
+    std::optional<Matrix<T>> head_bias;
+    if (!head_bias_object.is_none()) head_bias = Matrix<T>::ensure(head_bias_object);
+    if (head.shape(0) != classes || first_logits.shape(0) != classes || (head_bias && head_bias->size() != classes))
+        throw py::value_error("generate: the head, its bias and the logits must have one row per input id (" +
+                              std::to_string(classes) + ")");
+
+    std::vector<Layer<T>> layers;
+    std::vector<std::unique_ptr<typename NativeStack<T>::BusyGuard>> busy;
+    Index features = table.shape(1);
+    for (std::size_t i = 0; i < stacks.size(); ++i) {
+        NativeStack<T>& stack = stacks[i].cast<NativeStack<T>&>();
+        const StackConfig& config = stack.config();
+        if (config.input_size != features)
+            throw py::value_error("generate: recurrent layer " + std::to_string(i) + " expects " +
+                                  std::to_string(config.input_size) + " input features, gets " + std::to_string(features));
+        const Index state_size = config.num_layers * config.directions * config.hidden_size;
+        const Index width = config.directions * config.hidden_size;
+        Layer<T> layer{&stack, nullptr, std::vector<T>(state_size), std::vector<T>(state_size), std::vector<T>(width)};
+        const py::array w = py::reinterpret_borrow<py::array>(weights[i]);
+        if (!py::isinstance<py::array>(weights[i]) || !w.dtype().is(py::dtype::of<T>()) || w.ndim() != 1 ||
+            w.shape(0) != stack.parameter_count() || !(w.flags() & py::array::c_style))
+            throw py::value_error("weights[" + std::to_string(i) + "]: expected the layer's flat parameter buffer");
+        layer.weights = static_cast<const T*>(w.data());
+        // The state after the prime: h, or (h, c) for an LSTM, each (L*D, 1, H); None means zeros.
+        const py::object state = states[i];
+        const bool lstm = config.kind == CellKind::lstm;
+        if (!state.is_none()) {
+            const py::tuple parts = lstm ? state.cast<py::tuple>() : py::make_tuple(state);
+            for (std::size_t p = 0; p < parts.size(); ++p) {
+                const Matrix<T> part = Matrix<T>::ensure(parts[p]);
+                if (!part || part.size() != state_size)
+                    throw py::value_error("states[" + std::to_string(i) + "]: expected " + std::to_string(state_size) +
+                                          " values per state part");
+                std::copy(part.data(), part.data() + state_size, p == 0 ? layer.h.data() : layer.c.data());
+            }
+        }
+        features = width;
+        busy.emplace_back(new typename NativeStack<T>::BusyGuard(stack));
+        layers.push_back(std::move(layer));
+    }
+    if (head.shape(1) != features)
+        throw py::value_error("head: expected " + std::to_string(features) + " input features, got " +
+                              std::to_string(head.shape(1)));
+
+    py::array_t<std::int64_t> ids(length);
+    std::int64_t* out = ids.mutable_data();
+    std::vector<T> logits(first_logits.data(), first_logits.data() + classes), sorted;
+    const KernelTable<T>& kernels = fastrnn::kernels<T>(best_isa());
+    std::vector<T> head_scratch(kernels.linear_scratch_size(classes, features));
+    const int threads = get_num_threads();
+    std::uint64_t rng = seed;
+    {
+        py::gil_scoped_release release;
+        for (Index index = 0; index < length; ++index) {
+            const Index token = sample_id(logits.data(), classes, temperature, top_k, rng, sorted);
+            out[index] = token;
+            if (index + 1 == length) break;
+            const T* x = table.data() + token * table.shape(1);
+            for (Layer<T>& layer : layers) {
+                layer.stack->step(layer.weights, x, layer.h.data(), layer.c.data(), layer.y.data(),
+                                  layer.stack->useful_threads(1, 1, threads));
+                x = layer.y.data();
+            }
+            kernels.linear_forward(logits.data(), x, head.data(), head_bias ? head_bias->data() : nullptr, 1, classes,
+                                   features, head_scratch.data(), 1);
+        }
+    }
+    return ids;
+}
+
+}  // namespace
+
+void bind_generate(py::module_& m) {
+    const char* doc = "Samples `length` ids of a character model: input table -> recurrent stacks -> head.";
+    m.def("generate_float32", &generate<float>, py::arg("stacks"), py::arg("weights"), py::arg("states"),
+          py::arg("input_table"), py::arg("head_weight"), py::arg("head_bias"), py::arg("logits"), py::arg("length"),
+          py::arg("temperature"), py::arg("top_k"), py::arg("seed"), doc);
+    m.def("generate_float64", &generate<double>, py::arg("stacks"), py::arg("weights"), py::arg("states"),
+          py::arg("input_table"), py::arg("head_weight"), py::arg("head_bias"), py::arg("logits"), py::arg("length"),
+          py::arg("temperature"), py::arg("top_k"), py::arg("seed"), doc);
+}
+
+}  // namespace fastrnn
