@@ -218,6 +218,30 @@ def test_fit_stateful_equals_stateful_train_steps_reset_each_epoch():
     np.testing.assert_array_equal(fitted._parameters.values, stepped._parameters.values)
 
 
+def test_fit_resumes_at_initial_epoch_and_calls_callbacks():
+    x = np.random.default_rng(0).integers(0, 4, (8, 5))
+    seen = []
+
+    class Recorder:
+        def on_epoch_end(self, epoch, logs):
+            seen.append(("object", epoch))
+
+    def add_metric(epoch, logs):
+        seen.append(("function", epoch))
+        logs["doubled"] = 2 * logs["loss"]
+
+    model = char_model()
+    model.compile("adam", "cross_entropy")
+    history = model.fit(x, x, epochs=4, initial_epoch=2, verbose=0, callbacks=[add_metric, Recorder()])
+    assert seen == [("function", 2), ("object", 2), ("function", 3), ("object", 3)]
+    assert len(history.history["loss"]) == 2
+    assert history.history["doubled"] == [2 * loss for loss in history.history["loss"]]
+    with pytest.raises(ValueError, match="initial_epoch"):
+        model.fit(x, x, epochs=2, initial_epoch=2, verbose=0)
+    with pytest.raises(TypeError, match="callbacks"):
+        model.fit(x, x, verbose=0, callbacks=[3])
+
+
 # ------------------------------------------------------------------------------ generation
 
 

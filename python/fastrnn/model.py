@@ -207,10 +207,15 @@ class Sequential(Layer):
         return grad, metrics, weight
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
-            lengths=None, verbose=1, stateful=False):
+            lengths=None, verbose=1, stateful=False, initial_epoch=0, callbacks=None):
         """Trains for `epochs` passes over (x, y) in batches; returns a History (also kept as
         `model.history`) with per-epoch 'loss' (+ 'accuracy' for cross-entropy) and their
         'val_' versions when there is validation data.
+
+        As in Keras, training runs epochs initial_epoch .. epochs-1 (to resume, say), and after
+        each one every callback gets (epoch, logs): a callable is called, an object's
+        on_epoch_end(epoch, logs) is; logs holds the epoch's metrics, and what a callback adds
+        to it lands in the history too.
 
         validation_data: (x, y) or (x, y, lengths). validation_split: the fraction at the end
         of x (taken before shuffling, as in Keras). stateful=True is truncated BPTT over
@@ -222,6 +227,14 @@ class Sequential(Layer):
         self._require_compiled("fit")
         x, y, lengths = self._check_data(x, y, lengths)
         epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or \
+                not 0 <= initial_epoch < epochs:
+            raise ValueError(f"initial_epoch: expected an integer in [0, epochs = {epochs}), got {initial_epoch!r}")
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not (callable(callback) or hasattr(callback, "on_epoch_end")):
+                raise TypeError(f"callbacks: expected callables or objects with on_epoch_end(epoch, logs), got "
+                                f"{type(callback).__name__}")
         (x, y, lengths), validation_data = self._split_validation((x, y, lengths), validation_data, validation_split)
         if stateful and shuffle:
             raise ValueError("stateful=True carries row i of each batch into row i of the next, so it needs shuffle=False")
@@ -231,7 +244,7 @@ class Sequential(Layer):
 
         self.history = History()
         batches = -(-len(x) // batch_size)
-        for epoch in range(1, epochs + 1):
+        for epoch in range(initial_epoch + 1, epochs + 1):
             self.reset_states()
             order = self._rng.permutation(len(x)) if shuffle else None
             progress = Progress(epoch, epochs, batches, verbose)
@@ -248,6 +261,8 @@ class Sequential(Layer):
             if validation_data is not None:
                 metrics.update({f"val_{name}": value for name, value in self.evaluate(*validation_data).items()})
             progress.close(metrics)
+            for callback in callbacks:   # after the epoch's line, so what they print reads in order
+                (callback.on_epoch_end if hasattr(callback, "on_epoch_end") else callback)(epoch - 1, metrics)
             self.history.append(metrics)
         self.reset_states()
         return self.history

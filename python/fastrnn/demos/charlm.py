@@ -70,18 +70,23 @@ def main(argv=None):
     print(f"{len(text):,} characters ({len(train_ids):,} training, {len(validation_ids):,} validation), "
           f"{len(model.vocabulary)} distinct; model: {model.layers[1]!r}")
 
-    curves = {"training": [], "validation": []}
-    for epoch in range(1, args.epochs + 1):
-        print(f"epoch {epoch}/{args.epochs}")
-        history = model.fit(x, y, batch_size=args.batch_size, shuffle=False, stateful=True)
-        curves["training"].append(bits(history.history["loss"][-1]))
-        curves["validation"].append(bits(model.evaluate(*validation, batch_size=args.batch_size)["loss"]))
-        compare("validation bits per character", curves["validation"][-1], "character frequencies", baseline)
-        sample = model.generate(prime, args.sample_length, temperature=args.temperature, seed=args.seed + epoch)
-        print(f"--- sample at temperature {args.temperature} ---\n{prime}{sample}\n---")
+    samples = []
+
+    def end_of_epoch(epoch, logs):
+        """After each epoch: validation in bits per character, a sample, a checkpoint."""
+        logs["bits"] = bits(logs["loss"])
+        logs["val_bits"] = bits(model.evaluate(*validation, batch_size=args.batch_size)["loss"])
+        compare("validation bits per character", logs["val_bits"], "character frequencies", baseline)
+        samples.append(model.generate(prime, args.sample_length, temperature=args.temperature, seed=args.seed + epoch))
+        print(f"--- sample at temperature {args.temperature} ---\n{prime}{samples[-1]}\n---")
         if args.checkpoint:
             model.save(args.checkpoint)
             print(f"saved {args.checkpoint}")
+
+    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, shuffle=False, stateful=True,
+                        callbacks=[end_of_epoch]).history
+    curves = {"training": history["bits"], "validation": history["val_bits"]}
+    sample = samples[-1]
 
     if args.out:
         plot_losses(args.out, "charlm_bits.png", curves, ylabel="bits per character")
