@@ -163,8 +163,9 @@ inline double forward_flops(const Dims& d) {
     return flops;
 }
 
-inline int useful_threads_for(const StackConfig& config, Index steps, Index batch, int available) {
-    (void)steps;
+// A second thread pays when one time step's recurrent product is big enough to share: the
+// threads meet at a barrier after every step, however many steps there are.
+inline int useful_threads_for(const StackConfig& config, Index /*steps*/, Index batch, int available) {
     const double step_flops = 2.0 * double(batch) * double(config.gates()) * double(config.hidden_size) *
                               double(config.hidden_size) * double(config.directions);
     return step_flops < kParallelStepFlops ? 1 : available;
