@@ -107,25 +107,47 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
     const Index ldc = target.ldc;
     const T* const start = target.accumulate ? c : target.bias;
     const Index start_stride = target.accumulate ? ldc : 0;
-    Vec<T> acc0[Rows], acc1[Rows];
-    for (int i = 0; i < Rows; ++i) {
-        acc0[i] = start ? load(start + i * start_stride) : Vec<T>{};
-        acc1[i] = start ? load(start + i * start_stride + lanes) : Vec<T>{};
+    // One or two rows leave too few independent accumulators to hide the FMA latency: the
+    // depth is then split into interleaved partial sums, added in a fixed order at the end.
+    constexpr int split = Rows == 1 ? 4 : Rows == 2 ? 2 : 1;
+    Vec<T> acc0[split][Rows], acc1[split][Rows];
+    // Every loop over rows and partial sums unrolled: the accumulators then live in registers
+    // (a loop would let the compiler zero them with a memset on the stack and reload them).
+#pragma GCC unroll 8
+    for (int s = 0; s < split; ++s) {
+#pragma GCC unroll 8
+        for (int i = 0; i < Rows; ++i) {
+            const bool from_start = s == 0 && start;
+            acc0[s][i] = from_start ? load(start + i * start_stride) : Vec<T>{};
+            acc1[s][i] = from_start ? load(start + i * start_stride + lanes) : Vec<T>{};
+        }
     }
-    for (Index k = 0; k < depth; ++k) {
+    auto update = [&](Index k, Vec<T>* sum0, Vec<T>* sum1) __attribute__((always_inline)) {
         const Vec<T> b0 = load(panel + k * width);
         const Vec<T> b1 = load(panel + k * width + lanes);
 #pragma GCC unroll 8
         for (int i = 0; i < Rows; ++i) {
             const T value = Layout == ALayout::column ? a[k * a_stride + i] : a[i * a_stride + k];
             const Vec<T> a_ik = broadcast(value);
-            acc0[i] += a_ik * b0;
-            acc1[i] += a_ik * b1;
+            sum0[i] += a_ik * b0;
+            sum1[i] += a_ik * b1;
         }
+    };
+    Index k = 0;
+    for (; k + split <= depth; k += split) {
+#pragma GCC unroll 4
+        for (int s = 0; s < split; ++s) update(k + s, acc0[s], acc1[s]);
     }
+    for (; k < depth; ++k) update(k, acc0[0], acc1[0]);
+#pragma GCC unroll 8
     for (int i = 0; i < Rows; ++i) {
-        store(c + i * ldc, acc0[i]);
-        store(c + i * ldc + lanes, acc1[i]);
+#pragma GCC unroll 4
+        for (int s = 1; s < split; ++s) {
+            acc0[0][i] += acc0[s][i];
+            acc1[0][i] += acc1[s][i];
+        }
+        store(c + i * ldc, acc0[0][i]);
+        store(c + i * ldc + lanes, acc1[0][i]);
     }
 }
 
@@ -206,9 +228,10 @@ template <class T> inline Index gemm_scratch_size(Index columns) {
            panel_count<T>(columns) * panel_width<T>() * depth_block<T>();
 }
 
-// Packing A into micro-panels pays when the panels of B reuse it; with this few panels the
-// micro-kernel reads A in place.
+// Packing A into micro-panels pays when the panels of B reuse it and the block would not stay
+// in L1 between panels; otherwise the micro-kernel reads A in place.
 constexpr Index kPanelsWorthPackingA = 3;
+constexpr Index kL1BytesForA = 16 * 1024;
 
 // Rows [row_begin, row_end) of C = A[M, depth] * B[depth, columns]. B is packed block by
 // block into the caller's private scratch, so threads that split the rows of C share nothing
@@ -220,7 +243,6 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
     constexpr int width = panel_width<T>();
     if (row_begin >= row_end) return;
     const Index panels = panel_count<T>(columns);
-    const bool pack_a_block = panels >= kPanelsWorthPackingA;
     T* a_pack = scratch;
     T* b_pack = scratch + row_block<T>() * depth_block<T>();
     alignas(64) T tile[kTileRows * width];
@@ -231,6 +253,8 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
         pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns, b_padding, depth_begin);
         for (Index block_row = row_begin; block_row < row_end; block_row += row_block<T>()) {
             const Index block_rows = min_of(row_block<T>(), row_end - block_row);
+            const bool pack_a_block = panels >= kPanelsWorthPackingA &&
+                                      block_rows * block_depth * Index(sizeof(T)) > kL1BytesForA;
             if (pack_a_block) pack_a(a_pack, a, block_row, block_rows, depth_begin, block_depth);
             for (Index p = 0; p < panels; ++p) {
                 const T* panel = b_pack + p * block_depth * width;
@@ -265,17 +289,18 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
 
 // Products for a handful of rows, where packing would cost more than it saves (a generation
 // step): out[i, n] = sum_k a[i, k] * w[n, k] for rows i < rows, straight from the row-major
-// weights w, `lanes` weight rows at a time. out has row stride ldo.
+// weights w, `lanes` weight rows at a time, each group of weight rows read from memory once
+// for all rows of a. out has row stride ldo.
 template <class T>
 void dot_rows(T* out, Index ldo, const T* a, Index lda, Index rows, const T* w, Index ldw, Index count, Index depth) {
     constexpr int lanes = Simd<T>::lanes;
     const Index tail = depth % lanes, body = depth - tail;
-    for (Index i = 0; i < rows; ++i) {
-        const T* x = a + i * lda;
-        for (Index n = 0; n < count; n += lanes) {
-            const Index group = min_of<Index>(lanes, count - n);
-            const T* weights[lanes];
-            for (int j = 0; j < lanes; ++j) weights[j] = w + (n + min_of<Index>(j, group - 1)) * ldw;  // past the end: repeat the last row
+    for (Index n = 0; n < count; n += lanes) {
+        const Index group = min_of<Index>(lanes, count - n);
+        const T* weights[lanes];
+        for (int j = 0; j < lanes; ++j) weights[j] = w + (n + min_of<Index>(j, group - 1)) * ldw;  // past the end: repeat the last row
+        for (Index i = 0; i < rows; ++i) {
+            const T* x = a + i * lda;
             Vec<T> sums[lanes] = {};
             for (Index k = 0; k < body; k += lanes) {
                 const Vec<T> xv = load(x + k);

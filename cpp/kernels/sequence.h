@@ -20,7 +20,7 @@ constexpr Index kDotBatch = 2;
 // less than packing it.
 constexpr Index kDotRows = 16;
 // Below this many flops per time step, a second thread costs more in barriers than it saves.
-constexpr double kParallelStepFlops = 150e3;
+constexpr double kParallelStepFlops = 50e3;
 
 // count values of T rounded up to a whole number of 64-byte lines.
 template <class T> inline Index aligned(Index count) {
@@ -362,7 +362,9 @@ template <class Cell, class T> struct ForwardRun {
         const Index first_gate = candidate_phase ? 2 : 0;
         const Index gate_end = two_phase && !candidate_phase ? 2 : dims.gates;
         const Index gate_stride = kTileRows * width;
-        alignas(64) T tile[4 * kTileRows * width] = {};
+        // The cell reads whole vectors of the tile; dot_rows leaves the lanes past `units` unset.
+        alignas(64) T tile[4 * kTileRows * width];
+        if (dot && units < width) std::memset(tile, 0, sizeof tile);
 
         ForwardTile<T> f;
         f.units = units;
@@ -514,7 +516,9 @@ template <class Cell, class T> struct BackwardRun {
         const Index stack_index = layer * dims.directions + direction;
         const T* panel = packed(direction) + u * GH * width;
         T* gates_buffer = gates(layer) + direction * GH;
-        alignas(64) T tile[kTileRows * width] = {};
+        // The cell reads whole vectors of the tile; the dhn copy sets only the lanes below `units`.
+        alignas(64) T tile[kTileRows * width];
+        if (units < width) std::memset(tile, 0, sizeof tile);
 
         BackwardTile<T> b;
         b.units = units;
