@@ -22,15 +22,17 @@ def restore_threads():
     fastrnn.set_num_threads(threads)
 
 
-# Each shape does >= 150e3 flops per time step, so the kernels use every thread they may.
+# Each shape does >= 50e3 flops per time step, so the kernels use every thread they may.
 # "wide" splits each step's hidden-unit panels between the threads; "tall" has too few panels
-# (H = 9) for that and splits the batch rows instead, in partial row tiles; "narrow" has the
-# batch of 2 that takes the dot-product path.
+# (H = 9) for that and splits the batch rows instead, in partial row tiles; "narrow" and
+# "single" have the batches of 2 and 1 that take the dot-product path forward and one- and
+# two-row tiles (split partial sums) backward.
 SHAPES = {
     "wide": dict(steps=5, batch=32, input_size=20, hidden_size=64, num_layers=2, bidirectional=True,
                  lengths=(5, 3, 1, 5) * 8),
     "tall": dict(steps=3, batch=157, input_size=7, hidden_size=9, num_layers=2, bidirectional=True),
     "narrow": dict(steps=4, batch=2, input_size=5, hidden_size=130, num_layers=2, lengths=(4, 2)),
+    "single": dict(steps=3, batch=1, input_size=11, hidden_size=130, num_layers=2, bidirectional=True),
 }
 
 
