@@ -41,7 +41,7 @@ def main(argv=None):
         LastStep(),                                         # its output after the last sample
         Dense(32, 1, seed=args.seed),                       # -> the next sample
     ], seed=args.seed)
-    model.compile(fastrnn.optim.Adam(lr=0.005), "mse")
+    model.compile(fastrnn.optim.Adam(lr=0.005, clip_norm=1.0), "mse")   # clipping: RNN gradients can spike
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, validation_data=(x_test, y_test))
 
     prediction = model.predict(x_test)[:, 0]
