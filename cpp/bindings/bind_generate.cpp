@@ -11,8 +11,6 @@
 namespace fastrnn {
 namespace {
 
-template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
 std::uint64_t splitmix64(std::uint64_t& state) {
     std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -51,6 +49,7 @@ Index sample_id(const T* logits, Index classes, double temperature, Index top_k,
 template <class T> struct Layer {
     NativeStack<T>* stack;
     const T* weights;
+    int threads;   // the stack's useful threads for one step at batch 1
     std::vector<T> h, c, y;
 };
 
@@ -70,7 +69,12 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
         throw py::value_error("input table, head weight, logits: expected 2-D, 2-D and 1-D float arrays");
     const Index classes = table.shape(0);
     std::optional<Matrix<T>> head_bias;
-    if (!head_bias_object.is_none()) head_bias = Matrix<T>::ensure(head_bias_object);
+    if (!head_bias_object.is_none()) {
+        head_bias = Matrix<T>::ensure(head_bias_object);
+        // ensure() clears the Python error when the conversion fails, so raise one here.
+        if (!*head_bias)
+            throw py::value_error("head_bias: expected a float array or None, got " + type_text(head_bias_object));
+    }
     if (head.shape(0) != classes || first_logits.shape(0) != classes || (head_bias && head_bias->size() != classes))
         throw py::value_error("generate: the head, its bias and the logits must have one row per input id (" +
                               std::to_string(classes) + ")");
@@ -78,6 +82,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
     std::vector<Layer<T>> layers;
     std::vector<std::unique_ptr<typename NativeStack<T>::BusyGuard>> busy;
     Index features = table.shape(1);
+    const int threads = get_num_threads();
     for (std::size_t i = 0; i < stacks.size(); ++i) {
         NativeStack<T>& stack = stacks[i].cast<NativeStack<T>&>();
         const StackConfig& config = stack.config();
@@ -86,7 +91,8 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
                                   std::to_string(config.input_size) + " input features, gets " + std::to_string(features));
         const Index state_size = config.num_layers * config.directions * config.hidden_size;
         const Index width = config.directions * config.hidden_size;
-        Layer<T> layer{&stack, nullptr, std::vector<T>(state_size), std::vector<T>(state_size), std::vector<T>(width)};
+        Layer<T> layer{&stack, nullptr, stack.useful_threads(1, 1, threads), std::vector<T>(state_size),
+                       std::vector<T>(state_size), std::vector<T>(width)};
         const py::array w = py::reinterpret_borrow<py::array>(weights[i]);
         if (!py::isinstance<py::array>(weights[i]) || !w.dtype().is(py::dtype::of<T>()) || w.ndim() != 1 ||
             w.shape(0) != stack.parameter_count() || !(w.flags() & py::array::c_style))
@@ -106,7 +112,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
             }
         }
         features = width;
-        busy.emplace_back(new typename NativeStack<T>::BusyGuard(stack));
+        busy.push_back(std::make_unique<typename NativeStack<T>::BusyGuard>(stack));
         layers.push_back(std::move(layer));
     }
     if (head.shape(1) != features)
@@ -118,7 +124,6 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
     std::vector<T> logits(first_logits.data(), first_logits.data() + classes), sorted;
     const KernelTable<T>& kernels = fastrnn::kernels<T>(best_isa());
     std::vector<T> head_scratch(kernels.linear_scratch_size(classes, features));
-    const int threads = get_num_threads();
     std::uint64_t rng = seed;
     {
         py::gil_scoped_release release;
@@ -128,8 +133,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
             if (index + 1 == length) break;
             const T* x = table.data() + token * table.shape(1);
             for (Layer<T>& layer : layers) {
-                layer.stack->step(layer.weights, x, layer.h.data(), layer.c.data(), layer.y.data(),
-                                  layer.stack->useful_threads(1, 1, threads));
+                layer.stack->step(layer.weights, x, layer.h.data(), layer.c.data(), layer.y.data(), layer.threads);
                 x = layer.y.data();
             }
             kernels.linear_forward(logits.data(), x, head.data(), head_bias ? head_bias->data() : nullptr, 1, classes,

@@ -9,14 +9,12 @@ namespace {
 // Products smaller than this many multiply-adds run on one thread.
 constexpr double kParallelLinearWork = 1 << 18;
 
-template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
 template <class T> Matrix<T> matrix(const py::object& object, const char* name, Index rows, Index columns) {
     if (!py::isinstance<py::array>(object))
         throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " + type_text(object));
     Matrix<T> array = Matrix<T>::ensure(object);
     const std::vector<Index> expected = rows < 0 ? std::vector<Index>{columns} : std::vector<Index>{rows, columns};
-    if (!array || std::vector<Index>(array.shape(), array.shape() + array.ndim()) != expected)
+    if (!array || shape_of(array) != expected)
         throw py::value_error(std::string(name) + ": expected shape " + shape_text(expected) + ", got " +
                               (array ? shape_text(array) : type_text(object)));
     return array;
@@ -27,7 +25,7 @@ template <class T> T* gradient(const py::object& object, const char* name, const
     const py::array array = py::reinterpret_borrow<py::array>(object);
     if (!py::isinstance<py::array>(object) || !array.dtype().is(py::dtype::of<T>()) ||
         !(array.flags() & py::array::c_style) || !array.writeable() ||
-        std::vector<Index>(array.shape(), array.shape() + array.ndim()) != shape)
+        shape_of(array) != shape)
         throw py::value_error(std::string(name) + ": expected a writeable contiguous " +
                               std::string(py::str(py::dtype::of<T>())) + " array of shape " + shape_text(shape));
     return static_cast<T*>(array.request(true).ptr);

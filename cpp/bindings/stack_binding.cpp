@@ -9,6 +9,10 @@ namespace fastrnn {
 
 bool poison_buffers = false;
 
+std::vector<Index> shape_of(const py::array& array) {
+    return std::vector<Index>(array.shape(), array.shape() + array.ndim());
+}
+
 std::string shape_text(const std::vector<Index>& shape) {
     std::ostringstream text;
     text << "(";
@@ -18,7 +22,7 @@ std::string shape_text(const std::vector<Index>& shape) {
 }
 
 std::string shape_text(const py::array& array) {
-    return shape_text(std::vector<Index>(array.shape(), array.shape() + array.ndim()));
+    return shape_text(shape_of(array));
 }
 
 std::string type_text(const py::handle& object) {
@@ -126,7 +130,7 @@ typename NativeStack<T>::Array NativeStack<T>::state_array(const py::object& obj
                                                            const Shape& shape) const {
     Array array = float_array<T>(object, name);
     const std::vector<Index> expected = state_shape(shape);
-    if (std::vector<Index>(array.shape(), array.shape() + array.ndim()) != expected)
+    if (shape_of(array) != expected)
         throw py::value_error(name + ": expected shape " + shape_text(expected) +
                               " (num_layers * num_directions, " + (shape.batched ? "batch, " : "") +
                               "hidden_size), got " + shape_text(array));
@@ -226,12 +230,13 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     args.training = training;
     args.dropout = dropout;
     args.dropout_seed = dropout_seed;
-    args.stored = training ? stored_.reserve(kernels_->stored_size(config_, T_, B)) : nullptr;
+    const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
+    args.stored = training ? stored_.reserve(stored_size) : nullptr;
     const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
     args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
     poison(args.scratch, scratch_size);
-    poison(args.stored, training ? kernels_->stored_size(config_, T_, B) : 0);
+    poison(args.stored, stored_size);
     poison(args.y, T_ * B * DH);
     poison(args.hn, states() * B * H);
     poison(args.cn, states() * B * H);
@@ -266,7 +271,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
     Array dy = float_array<T>(dy_object, "dy");
     const std::vector<Index> y_shape = sequence_shape(shape, DH);
-    if (std::vector<Index>(dy.shape(), dy.shape() + dy.ndim()) != y_shape)
+    if (shape_of(dy) != y_shape)
         throw py::value_error("dy: expected the shape of the forward's output " + shape_text(y_shape) + ", got " +
                               shape_text(dy));
     std::optional<Array> dhn, dcn;

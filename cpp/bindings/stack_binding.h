@@ -20,6 +20,10 @@
 namespace fastrnn {
 namespace py = pybind11;
 
+// A C-contiguous, forcecast array of T (what ensure() converts to).
+template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::vector<Index> shape_of(const py::array& array);
 std::string shape_text(const std::vector<Index>& shape);
 std::string shape_text(const py::array& array);
 std::string type_text(const py::handle& object);
@@ -28,8 +32,9 @@ Isa parse_isa(const std::string& name);
 void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
                      std::size_t value_size);
 
-// Tests set this: every output array and workspace is filled with NaN before each kernel call,
-// so an element a kernel forgets to write (or reads before writing) cannot pass unnoticed.
+// Tests set this: NativeStack forward/backward fill their output arrays and workspaces with NaN
+// before calling the kernels, so an element a kernel forgets to write (or reads before writing)
+// cannot pass unnoticed. Other kernel calls (linear, generate, ...) are not poisoned.
 extern bool poison_buffers;
 
 // A 64-byte aligned buffer that only grows.

@@ -82,7 +82,6 @@ template <class T> inline Vec<T> vector_expm1(Vec<T> x) {
     return scale * expm1_polynomial<T>(r) + (scale - T(1));
 }
 
-
 // sigmoid(x) = 1/(1 + e^-x). For x below -highest, e^-x clamps to a huge finite value and the
 // result to below 2^-125; no overflow, no select. The division runs on its own unit, beside the
 // FMA pipes these functions saturate, and rounds exactly (sigmoid(+inf) is exactly 1).

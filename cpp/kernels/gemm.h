@@ -1,9 +1,9 @@
 // Packed matrix product for the recurrent kernels: C (+)= A * B with B packed into panels of
-// kPanelWidth columns, a register-blocked micro-kernel of kTileRows x kPanelWidth, and cache
-// blocking (kDepthBlock for L1, kRowBlock for L2).
+// panel_width<T>() columns, a register-blocked micro-kernel of kTileRows x panel_width<T>(), and
+// cache blocking (depth_block<T>() for L1, row_block<T>() for L2).
 //
-// Packed B layout: panel p holds columns [p*kPanelWidth, (p+1)*kPanelWidth) as `depth` rows
-// of kPanelWidth contiguous values; panels follow each other; lanes past the last column
+// Packed B layout: panel p holds columns [p*width, (p+1)*width) (width = panel_width<T>()) as
+// `depth` rows of width contiguous values; panels follow each other; lanes past the last column
 // are zero. Weights are packed once per forward/backward call, never per time step.
 //
 // Included inside namespace fastrnn::<isa> after simd.h.
@@ -82,8 +82,8 @@ void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset,
     }
 }
 
-// How the micro-kernel reads A(i, k): ColumnA at a[i + k * stride] (packed micro-panels, or a
-// transposed matrix such as dgates^T), RowA at a[i * stride + k] (a row-major matrix).
+// How the micro-kernel reads A(i, k): ALayout::column at a[i + k * stride] (packed micro-panels,
+// or a transposed matrix such as dgates^T), ALayout::row at a[i * stride + k] (a row-major matrix).
 enum class ALayout { column, row };
 
 // Where a micro-kernel puts its tile and how its accumulators start: rows of c with stride ldc

@@ -1,8 +1,8 @@
 // Every kernel's template source, compiled once per instruction set: kernels_portable.cpp and
 // kernels_avx2.cpp include this file inside their own namespace (fastrnn::portable,
 // fastrnn::avx2) after defining FASTRNN_KERNEL_ISA, so no inline code is shared between them.
-// Before that they include only <cstddef>, <cstdint>, <cstring>, fastrnn/kernels.h and
-// fastrnn/threads.h (plain data and out-of-line functions).
+// Before that they include only <cstddef>, <cstdint>, <cstring>, <immintrin.h> (avx2),
+// fastrnn/kernels.h and fastrnn/threads.h (plain data and out-of-line functions).
 
 #include "simd.h"
 #include "activations.h"
@@ -86,7 +86,7 @@ template <class T> Index linear_scratch_size(Index n, Index k) {
     return aligned<T>(gemm_scratch_size<T>(max_of(n, k)));
 }
 
-// The products behind linear_forward / linear_backward / matmul, each split by output rows.
+// The products behind linear_forward / linear_backward, each split by output rows.
 template <class T> struct LinearRun {
     T* y;            // forward output [M, N], or dx [M, K]
     T* grad_w;       // [N, K]
@@ -104,19 +104,7 @@ template <class T> struct LinearRun {
     static void forward_body(void* context, int thread, int team) {
         const LinearRun& run = *static_cast<LinearRun*>(context);
         const Worker worker{thread, team};
-        if (run.m <= kDotRows) {
-            // A few rows (generation): dot products on w as it is, outputs split over the threads.
-            const Range outputs = worker.share(run.n, Simd<T>::lanes);
-            dot_rows(run.y + outputs.begin, run.n, run.x, run.k, run.m, run.w + outputs.begin * run.k, run.k,
-                     outputs.end - outputs.begin, run.k);
-            if (run.bias)
-                for (Index row = 0; row < run.m; ++row)
-                    for (Index j = outputs.begin; j < outputs.end; ++j) run.y[row * run.n + j] += run.bias[j];
-            return;
-        }
-        const Range rows = worker.share(run.m, kTileRows);
-        gemm_rows(GemmOutput<T>{run.y, run.n, false, run.bias}, MatrixView<T>{run.x, run.k, 1},
-                  MatrixView<T>{run.w, 1, run.k}, rows.begin, rows.end, run.n, run.k, run.thread_scratch(worker));
+        linear_rows(worker, run.y, run.n, run.x, run.w, run.bias, run.m, run.n, run.k, run.thread_scratch(worker));
     }
 
     static void backward_body(void* context, int thread, int team) {
@@ -125,9 +113,7 @@ template <class T> struct LinearRun {
         const Range outputs = worker.share(run.n, kTileRows);
         gemm_rows(GemmOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
                   MatrixView<T>{run.x, run.k, 1}, outputs.begin, outputs.end, run.k, run.m, run.thread_scratch(worker));
-        if (run.grad_b)
-            for (Index row = 0; row < run.m; ++row)
-                for (Index j = outputs.begin; j < outputs.end; ++j) run.grad_b[j] += run.dy[row * run.n + j];
+        if (run.grad_b) add_column_sums(run.grad_b, run.dy, run.n, run.m, outputs.begin, outputs.end, true);
         if (!run.y) return;
         const Range rows = worker.share(run.m, kTileRows);
         gemm_rows(GemmOutput<T>{run.y, run.k, false, nullptr}, MatrixView<T>{run.dy, run.n, 1},

@@ -206,6 +206,39 @@ template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker&
     }
 }
 
+// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null): the input projection
+// and linear_forward. A few rows (generation) run as dot products on w as it is, outputs split
+// over the threads; more run as a packed product split by rows.
+template <class T>
+inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, const T* bias, Index m,
+                        Index n, Index k, T* scratch) {
+    if (m <= kDotRows) {
+        const Range outputs = worker.share(n, Simd<T>::lanes);
+        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * k, k, outputs.end - outputs.begin, k);
+        if (bias)
+            for (Index row = 0; row < m; ++row)
+                for (Index j = outputs.begin; j < outputs.end; ++j) y[row * ldy + j] += bias[j];
+        return;
+    }
+    const Range rows = worker.share(m, kTileRows);
+    gemm_rows(GemmOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, k}, rows.begin,
+              rows.end, n, k, scratch);
+}
+
+// sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added
+// row by row into sums[j] (accumulate) or into zero.
+template <class T>
+inline void add_column_sums(T* sums, const T* rows, Index ld, Index row_count, Index begin, Index end,
+                            bool accumulate) {
+    constexpr Index lanes = Simd<T>::lanes;
+    for (Index j = begin; j < end; j += lanes) {
+        const Index n = min_of(lanes, end - j);
+        Vec<T> total = accumulate ? load_lanes(sums + j, n) : Vec<T>{};
+        for (Index row = 0; row < row_count; ++row) total += load_lanes(rows + row * ld + j, n);
+        store_partial(sums + j, total, n);
+    }
+}
+
 template <class Cell, class T> struct ForwardRun {
     static constexpr bool two_phase = !Cell::single_phase;
     const ForwardArgs<T>& args;
@@ -244,6 +277,7 @@ template <class Cell, class T> struct ForwardRun {
         return args.training ? args.stored + stored.output(layer)
                              : args.scratch + scratch.outputs + (layer % 2) * scratch.output_size;
     }
+    T* gemm_scratch(int thread) const { return args.scratch + scratch.gemm + thread * scratch.gemm_size; }
     ParamOffsets offsets(Index layer, Index direction) const {
         return param_offsets(dims.config, layer, direction);
     }
@@ -321,19 +355,8 @@ template <class Cell, class T> struct ForwardRun {
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const T* w_ih = args.weights + offsets(layer, direction).weight_ih;
             const T* bias = args.scratch + scratch.bias + direction * GH;
-            T* out = gates_buffer + direction * GH;
-            if (rows <= kDotRows) {
-                const Range range = worker.share(GH, Simd<T>::lanes);
-                dot_rows(out + range.begin, dims.gates_ld(), input, input_size, rows, w_ih + range.begin * input_size,
-                         input_size, range.end - range.begin, input_size);
-                for (Index r = 0; r < rows; ++r)
-                    for (Index j = range.begin; j < range.end; ++j) out[r * dims.gates_ld() + j] += bias[j];
-            } else {
-                const Range range = worker.share(rows, kTileRows);
-                gemm_rows(GemmOutput<T>{out, dims.gates_ld(), false, bias}, MatrixView<T>{input, input_size, 1},
-                          MatrixView<T>{w_ih, 1, input_size}, range.begin, range.end, GH, input_size,
-                          args.scratch + scratch.gemm + worker.thread * scratch.gemm_size);
-            }
+            linear_rows(worker, gates_buffer + direction * GH, dims.gates_ld(), input, w_ih, bias, rows, GH,
+                        input_size, gemm_scratch(worker.thread));
         }
     }
 
@@ -516,9 +539,10 @@ template <class Cell, class T> struct BackwardRun {
         const Index stack_index = layer * dims.directions + direction;
         const T* panel = packed(direction) + u * GH * width;
         T* gates_buffer = gates(layer) + direction * GH;
-        // The cell reads whole vectors of the tile; the dhn copy sets only the lanes below `units`.
+        // The cell reads whole vectors of the tile; the dhn copy (s == 0) sets only the lanes below
+        // `units`, while segment_product writes the full width.
         alignas(64) T tile[kTileRows * width];
-        if (units < width) std::memset(tile, 0, sizeof tile);
+        if (s == 0 && units < width) std::memset(tile, 0, sizeof tile);
 
         BackwardTile<T> b;
         b.units = units;
@@ -638,25 +662,16 @@ template <class Cell, class T> struct BackwardRun {
         const Range columns = worker.share(GH, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
-        add_column_sums(db_ih, dgates, ld, columns.begin, columns.end);
+        const Index rows = dims.rows();
+        const bool accumulate = !args.overwrite_grads;
+        add_column_sums(db_ih, dgates, ld, rows, columns.begin, columns.end, accumulate);
         if (dims.gru && dims.config.linear_before_reset) {
             // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
-            add_column_sums(db_hh, dgates, ld, columns.begin, min_of(columns.end, 2 * H));
-            add_column_sums(db_hh + 2 * H, extra(layer, direction), H, max_of<Index>(columns.begin - 2 * H, 0),
-                            columns.end - 2 * H);
+            add_column_sums(db_hh, dgates, ld, rows, columns.begin, min_of(columns.end, 2 * H), accumulate);
+            add_column_sums(db_hh + 2 * H, extra(layer, direction), H, rows, max_of<Index>(columns.begin - 2 * H, 0),
+                            columns.end - 2 * H, accumulate);
         } else {
-            add_column_sums(db_hh, dgates, ld, columns.begin, columns.end);
-        }
-    }
-
-    // sums[j] (+)= sum over the T*B rows of rows[row * ld + j], for j in [begin, end).
-    void add_column_sums(T* sums, const T* rows, Index ld, Index begin, Index end) const {
-        constexpr Index lanes = Simd<T>::lanes;
-        for (Index j = begin; j < end; j += lanes) {
-            const Index n = min_of(lanes, end - j);
-            Vec<T> total = args.overwrite_grads ? Vec<T>{} : load_lanes(sums + j, n);
-            for (Index row = 0; row < dims.rows(); ++row) total += load_lanes(rows + row * ld + j, n);
-            store_partial(sums + j, total, n);
+            add_column_sums(db_hh, dgates, ld, rows, columns.begin, columns.end, accumulate);
         }
     }
 

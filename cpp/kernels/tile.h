@@ -4,7 +4,6 @@
 //
 // Included inside namespace fastrnn::<isa> after gemm.h.
 
-
 template <class T> struct ForwardTile {
     Index rows, units, hidden;      // hidden: distance between gate blocks of a `gates` row
     const T* recurrent;             // [G][kTileRows][panel width]: W_hh h_prev, gate g at g*gate_stride

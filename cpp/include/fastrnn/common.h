@@ -2,7 +2,8 @@
 //
 // - Matrices are row-major; sequences are time-major [T, B, features] inside the kernels.
 // - Argument order: outputs, then inputs, then sizes.
-// - Backward functions ADD into parameter gradients; callers zero them first.
+// - Backward functions ADD into parameter gradients (callers zero them first), except that the
+//   stack backward overwrites them when BackwardArgs::overwrite_grads is set.
 // - Pointer parameters document their shape as [rows, cols]; unless a comment says so,
 //   no output may alias an input.
 // - Kernels do not validate: the bindings check every shape before calling them.
