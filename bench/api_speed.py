@@ -35,6 +35,7 @@ import fastrnn   # noqa: E402
 from fastrnn import LSTM, Dense, OneHot, Sequential, optim   # noqa: E402
 from fastrnn.data import Vocabulary, sliding_windows   # noqa: E402
 from fastrnn.io import from_torch   # noqa: E402
+from timing import SETTLE_SECONDS   # noqa: E402
 
 if arguments.threads:
     torch.set_num_threads(arguments.threads)
@@ -120,11 +121,6 @@ def generators(classes=65, hidden=256, num_layers=2, prime_length=10):
                                                                   classes).float(), state)
     assert list(greedy) == reference_greedy, "greedy generations differ"
     return fastrnn_generate, torch_generate
-
-
-# Pause before each measurement: the other library's worker threads (OpenMP, fastrnn's pool)
-# spin for a while after a call and would slow this one down.
-SETTLE_SECONDS = 0.02
 
 
 def interleaved(ours, theirs, calls, repeats):

@@ -3,9 +3,24 @@
 import numpy as np
 
 EPS = 1e-6
-# Same budget as tests/test_reference.py: truncation ~EPS^2 and round-off ~1e-16 / EPS errors
-# stay below 1e-8 for losses of order 1-10; a wrong or missing term is O(1e-2) or more.
+# Central differences with EPS = 1e-6 have truncation error ~EPS^2 |L'''| / 6 ~ 1e-12 and
+# round-off error ~|L| * 1e-16 / EPS ~ 1e-9 for losses of order 1-10; observed errors are <= 1e-8.
+# A missing or wrong term in a gradient is O(1e-2 .. 1), so a mixed tolerance
+# |a - b| <= 1e-6 (1 + |b|) is 100x above the noise and far below a bug.
 TOLERANCE = 1e-6
+
+
+def probe_directions(rng, shape, elements):
+    """Unit directions to differentiate along: `elements` random single elements (all, for a
+    small tensor), then one random direction that involves every element."""
+    size = int(np.prod(shape))
+    directions = []
+    for index in rng.permutation(size)[:elements]:
+        one_hot = np.zeros(size)
+        one_hot[index] = 1
+        directions.append(one_hot.reshape(shape))
+    random_direction = rng.normal(size=shape)
+    return directions + [random_direction / np.linalg.norm(random_direction)]
 
 
 def check_gradient(loss, array, analytic, rng, elements=8):
@@ -13,15 +28,7 @@ def check_gradient(loss, array, analytic, rng, elements=8):
     (all of a small array) and one random direction through all of them. `array` is moved in
     place and restored."""
     saved = array.copy()
-    flat_size = array.size
-    directions = []
-    for index in rng.permutation(flat_size)[:elements]:
-        direction = np.zeros(flat_size)
-        direction[index] = 1
-        directions.append(direction.reshape(array.shape))
-    random_direction = rng.normal(size=array.shape)
-    directions.append(random_direction / np.linalg.norm(random_direction))
-    for direction in directions:
+    for direction in probe_directions(rng, array.shape, elements):
         array[...] = saved + EPS * direction
         loss_plus = loss()
         array[...] = saved - EPS * direction

@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 import pytest
 
+import fastrnn
 from fastrnn import _core, reference
 
 # The five cell kinds: (reference mode, linear_before_reset); ids name them in test reports.
@@ -159,6 +160,15 @@ def public_state(case, state):
 
 def state_tuple(case, state):
     return tuple(state) if case.mode == "lstm" else (state,)
+
+
+def make_layer(mode, linear_before_reset=True, **options):
+    """A fastrnn layer of a cell kind."""
+    if mode == "lstm":
+        return fastrnn.LSTM(**options)
+    if mode == "gru":
+        return fastrnn.GRU(linear_before_reset=linear_before_reset, **options)
+    return fastrnn.RNN(nonlinearity=mode[4:], **options)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,7 @@ finite differences, and the layer API's seeding and eval().
 import numpy as np
 import pytest
 
-import fastrnn
-from support import (CELL_IDS, CELLS, ISAS, Case, Data, NativeRun, assert_close, make_data,
+from support import (CELL_IDS, CELLS, ISAS, Case, Data, NativeRun, assert_close, make_data, make_layer,
                      native_results, public_state, reference_run, state_tuple)
 
 # The masks are a function of the seed and the position (layer, time, sequence, unit) only:
@@ -85,15 +84,6 @@ def test_kernels_with_dropout_match_reference(mode, linear_before_reset, isa, dt
     assert_close(inference, expected_inference, dtype, name)
     assert_close(training, expected, dtype, name)
     assert np.abs(training["y"] - expected_inference["y"]).max() > 1e-3   # the masks do something
-
-
-def make_layer(mode, linear_before_reset=True, **options):
-    """A fastrnn layer of a cell kind."""
-    if mode == "lstm":
-        return fastrnn.LSTM(**options)
-    if mode == "gru":
-        return fastrnn.GRU(linear_before_reset=linear_before_reset, **options)
-    return fastrnn.RNN(nonlinearity=mode[4:], **options)
 
 
 LAYER = dict(input_size=3, hidden_size=5, num_layers=3, bidirectional=True, dtype="float64")

@@ -14,14 +14,10 @@ from hypothesis import strategies as st
 
 from fastrnn import reference
 from fastrnn.reference import MODES
-from support import Case
+from finite_differences import EPS, probe_directions
+from finite_differences import TOLERANCE as FD_TOLERANCE
+from support import Case, public_state, state_tuple
 
-EPS = 1e-6
-# Central differences with EPS = 1e-6 have truncation error ~EPS^2 |L'''| / 6 ~ 1e-12 and
-# round-off error ~|L| * 1e-16 / EPS ~ 1e-9 (|L| ~ 10 here); observed errors are <= 1e-8.
-# A missing or wrong term in a gradient is O(1e-2 .. 1) with U(-1, 1) weights, so a mixed
-# tolerance |a - b| <= 1e-6 (1 + |b|) is 100x above the noise and far below a bug.
-FD_TOLERANCE = 1e-6
 # Single elements checked per tensor, besides one random direction through all of them: a
 # 3-layer bidirectional case has ~2000 scalars at ~2 ms per forward, too many to check each
 FD_ELEMENTS = 10
@@ -68,7 +64,7 @@ def make_data(case, dtype=np.float64):
     state = None
     if case.initial_state:
         state = tuple(rng.uniform(-1, 1, case.state_shape).astype(dtype) for _ in case.state_parts)
-    output_shape = (case.steps, case.batch, case.directions * case.hidden_size)
+    output_shape = case.output_shape
     dropout_masks = None
     if case.dropout is not None:
         keep = 1 - case.dropout
@@ -79,42 +75,20 @@ def make_data(case, dtype=np.float64):
     return Data(x, params, state, dropout_masks, dy, dstate)
 
 
-def as_tuple(mode, state):
-    """A public state (h, or (h, c) for lstm) as a tuple."""
-    return tuple(state) if mode == "lstm" else (state,)
-
-
-def as_public(mode, state):
-    """A tuple of state parts as the public state (None stays None)."""
-    return state if state is None or mode == "lstm" else state[0]
-
-
 def run_forward(case, x, params, state, dropout_masks):
+    # not case.lengths_array: that casts to int64, and test_bad_lengths_raise passes float lengths
     lengths = None if case.lengths is None else np.array(case.lengths)
     return reference.forward(
         case.mode, x, params, num_layers=case.num_layers, bidirectional=case.bidirectional,
-        state=as_public(case.mode, state), lengths=lengths,
+        state=public_state(case, state), lengths=lengths,
         linear_before_reset=case.linear_before_reset, dropout_masks=dropout_masks)
 
 
 def analytic_gradients(case, data):
     """{"x", "h0", ("c0"), param names: gradient} from reference.backward."""
     _, _, cache = run_forward(case, data.x, data.params, data.state, data.dropout_masks)
-    dx, dstate0, grads = reference.backward(cache, data.dy, as_public(case.mode, data.dstate))
-    return {"x": dx, **dict(zip(case.state_parts, as_tuple(case.mode, dstate0))), **grads}
-
-
-def probe_directions(rng, shape):
-    """Unit directions to differentiate along: FD_ELEMENTS random single elements (all, for a
-    small tensor), then one random direction that involves every element."""
-    size = int(np.prod(shape))
-    directions = []
-    for index in rng.permutation(size)[:FD_ELEMENTS]:
-        one_hot = np.zeros(size)
-        one_hot[index] = 1
-        directions.append(one_hot.reshape(shape))
-    random_direction = rng.normal(size=shape)
-    return directions + [random_direction / np.linalg.norm(random_direction)]
+    dx, dstate0, grads = reference.backward(cache, data.dy, public_state(case, data.dstate))
+    return {"x": dx, **dict(zip(case.state_parts, state_tuple(case, dstate0))), **grads}
 
 
 def numerical_gradients(case, data):
@@ -127,13 +101,13 @@ def numerical_gradients(case, data):
 
     def loss():
         y, state_n, _ = run_forward(case, data.x, data.params, state, data.dropout_masks)
-        pairs = zip(as_tuple(case.mode, state_n), data.dstate)
+        pairs = zip(state_tuple(case, state_n), data.dstate)
         return np.sum(y * data.dy) + sum(np.sum(part * d_part) for part, d_part in pairs)
 
     gradients = {}
     for name, array in inputs.items():  # perturbs the array in place, then restores it
         saved = array.copy()
-        directions = probe_directions(rng, array.shape)
+        directions = probe_directions(rng, array.shape, FD_ELEMENTS)
         derivatives = []
         for direction in directions:
             array[...] = saved + EPS * direction
@@ -233,27 +207,27 @@ def test_lengths_match_sequences_run_alone(case):
         y_alone, state_alone, _ = run_forward(replace(case, lengths=None),
                                               data.x[:length, b:b + 1], data.params, alone, masks)
         np.testing.assert_allclose(y[:length, b], y_alone[:, 0], rtol=1e-12, atol=1e-14)
-        for part, part_alone in zip(as_tuple(case.mode, state_n), as_tuple(case.mode, state_alone)):
+        for part, part_alone in zip(state_tuple(case, state_n), state_tuple(case, state_alone)):
             np.testing.assert_allclose(part[:, b], part_alone[:, 0], rtol=1e-12, atol=1e-14)
         assert np.all(y[length:, b] == 0)
         # stored states are carried through padding: forward keeps its final state, reverse
         # still holds h0 (c0) because it has not started yet
         for index, stored in enumerate(cache["stored"]):
             reverse = case.bidirectional and index % 2 == 1
-            for name, part, part_n in zip(("h", "c"), state0, as_tuple(case.mode, state_n)):
+            for name, part, part_n in zip(("h", "c"), state0, state_tuple(case, state_n)):
                 carried = part[index, b] if reverse else part_n[index, b]
                 assert np.all(stored[name][length:, b] == carried)
 
     padded = ~(np.arange(case.steps)[:, None] < np.array(lengths))  # (T, B)
     noisy_dy = data.dy + padded[:, :, None] * np.random.default_rng(case.seed).normal(
         size=data.dy.shape)
-    dstate = as_public(case.mode, data.dstate)
+    dstate = public_state(case, data.dstate)
     dx, dstate0, grads = reference.backward(cache, data.dy, dstate)
     dx_noisy, dstate0_noisy, grads_noisy = reference.backward(cache, noisy_dy, dstate)
     assert np.all(dx[padded] == 0)
     np.testing.assert_array_equal(dx, dx_noisy)
-    np.testing.assert_array_equal(np.stack(as_tuple(case.mode, dstate0)),
-                                  np.stack(as_tuple(case.mode, dstate0_noisy)))
+    np.testing.assert_array_equal(np.stack(state_tuple(case, dstate0)),
+                                  np.stack(state_tuple(case, dstate0_noisy)))
     for name in grads:
         np.testing.assert_array_equal(grads[name], grads_noisy[name])
 
@@ -335,8 +309,8 @@ def test_computes_in_dtype_of_x(dtype):
     case = END_SHORT
     data = make_data(case, dtype)
     y, state_n, cache = run_forward(case, data.x, data.params, data.state, data.dropout_masks)
-    dx, dstate0, grads = reference.backward(cache, data.dy, as_public(case.mode, data.dstate))
-    results = [y, dx, *as_tuple(case.mode, state_n), *as_tuple(case.mode, dstate0),
+    dx, dstate0, grads = reference.backward(cache, data.dy, public_state(case, data.dstate))
+    results = [y, dx, *state_tuple(case, state_n), *state_tuple(case, dstate0),
                *grads.values()]
     assert all(result.dtype == dtype for result in results)
     # the same (rounded) inputs in float64: only the arithmetic's rounding differs
@@ -414,17 +388,17 @@ def test_matches_torch(mode, shape):
     if case.lengths is not None:
         inputs = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(case.lengths),
                                                          enforce_sorted=False)
-    outputs, state_n = module(inputs, as_public(mode, tuple(state)))
+    outputs, state_n = module(inputs, public_state(case, tuple(state)))
     if case.lengths is not None:
         outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(outputs, total_length=case.steps)
-    state_n = as_tuple(mode, state_n)
+    state_n = state_tuple(case, state_n)
     loss = (outputs * torch.from_numpy(data.dy)).sum() + sum(
         (part * torch.from_numpy(d_part)).sum() for part, d_part in zip(state_n, data.dstate))
     loss.backward()
 
     y, our_state_n, _ = run_forward(case, data.x, data.params, data.state, None)
     final_names = ["h_n", "c_n"][:len(state_n)]
-    actual = {"y": y, **dict(zip(final_names, as_tuple(mode, our_state_n))),
+    actual = {"y": y, **dict(zip(final_names, state_tuple(case, our_state_n))),
               **analytic_gradients(case, data)}
     expected = {"y": outputs, **dict(zip(final_names, state_n)), "x": x.grad,
                 **{name: part.grad for name, part in zip(case.state_parts, state)},

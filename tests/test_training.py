@@ -6,9 +6,8 @@ weights: the loss sequences agree.
 import numpy as np
 import pytest
 
-import fastrnn
 from fastrnn import reference
-from support import CELL_IDS, CELLS, record
+from support import CELL_IDS, CELLS, make_layer, record
 
 STEPS, BATCH, HIDDEN, LAYERS = 10, 16, 8, 2
 SGD_STEPS, LEARNING_RATE = 25, 0.5
@@ -59,13 +58,8 @@ def train_layer(layer, x, target, readout):
 @pytest.mark.parametrize("mode, linear_before_reset", CELLS, ids=CELL_IDS)
 def test_sgd_losses_match_reference(mode, linear_before_reset):
     x, target, readout = task()
-    if mode == "lstm":
-        layer = fastrnn.LSTM(1, HIDDEN, num_layers=LAYERS, dtype="float64", seed=1)
-    elif mode == "gru":
-        layer = fastrnn.GRU(1, HIDDEN, num_layers=LAYERS, linear_before_reset=linear_before_reset, dtype="float64",
-                            seed=1)
-    else:
-        layer = fastrnn.RNN(1, HIDDEN, num_layers=LAYERS, nonlinearity=mode[4:], dtype="float64", seed=1)
+    layer = make_layer(mode, linear_before_reset, input_size=1, hidden_size=HIDDEN, num_layers=LAYERS,
+                       dtype="float64", seed=1)
     expected = train_reference(mode, linear_before_reset, layer.state_dict(), x, target, readout)
     actual = train_layer(layer, x, target, readout)
     error = np.abs(actual - expected).max() / expected.max()

@@ -35,6 +35,13 @@ def positive_int(value, name):
     return int(value)
 
 
+def probability(value, name):
+    """value as a float in [0, 1), or ValueError naming the argument."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
 def float_array(value, dtype, name):
     """value as an array of `dtype` (real numbers are converted), or TypeError naming it."""
     array = np.asarray(value)

@@ -87,7 +87,9 @@ def from_keras(target, weights):
     """Copies a Keras weight list (see to_keras for the order and meaning) into a layer or
     Sequential. The Keras layers must use the same activations as ours (tanh/sigmoid for
     LSTM and GRU, SimpleRNN's activation equal to the RNN's nonlinearity)."""
-    expected = to_keras(target)
+    layers = _layers_with_parameters(target)
+    per_layer = [_layer_to_keras(layer) for layer in layers]   # only their counts and shapes are used
+    expected = [array for arrays in per_layer for array in arrays]
     weights = [np.asarray(array) for array in weights]
     if len(weights) != len(expected):
         raise ValueError(f"weights: expected {len(expected)} arrays of shapes {[a.shape for a in expected]}, got "
@@ -96,8 +98,8 @@ def from_keras(target, weights):
         if given.shape != wanted.shape:
             raise ValueError(f"weights[{index}]: expected shape {wanted.shape}, got {given.shape}")
     position = 0
-    for layer in _layers_with_parameters(target):
-        count = len(_layer_to_keras(layer))
+    for layer, arrays in zip(layers, per_layer):
+        count = len(arrays)
         layer.load_state_dict(_layer_from_keras(layer, weights[position:position + count]))
         position += count
 
@@ -114,9 +116,8 @@ def _layer_to_keras(layer):
     if isinstance(layer, Embedding):
         return [params["weight"]]
     if layer.recurrent:
-        arrays = []
+        arrays, order = [], _keras_gate_order(layer)
         for suffix in _recurrent_suffixes(layer):
-            order = _keras_gate_order(layer)
             arrays += [order(params["weight_ih" + suffix]).T, order(params["weight_hh" + suffix]).T]
             if layer.bias:
                 bias_ih, bias_hh = order(params["bias_ih" + suffix]), order(params["bias_hh" + suffix])

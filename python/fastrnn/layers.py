@@ -8,7 +8,7 @@ ids (N, T) for Embedding/OneHot, features (..., F) for the rest.
 import numpy as np
 
 from . import _core
-from .base import Layer, Parameters, class_ids, float_array, float_dtype, positive_int
+from .base import Layer, Parameters, class_ids, float_array, float_dtype, positive_int, probability
 
 
 class Embedding(Layer):
@@ -159,9 +159,7 @@ class Dropout(Layer):
     layer's own generator, so a seed makes them reproducible."""
 
     def __init__(self, p=0.5, seed=None):
-        if not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p < 1:
-            raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = probability(p, "p")
         self._rng = np.random.default_rng(seed)
 
     def forward(self, x):

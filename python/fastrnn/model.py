@@ -115,7 +115,7 @@ class Sequential(Layer):
     def forward(self, x, lengths=None):
         """The output for a batch x, from zero states. In training mode the activations are kept
         for backward()."""
-        return self._run(x, self._check_lengths(lengths, np.shape(x)), [None] * len(self.layers))
+        return self._run(x, self._check_lengths(lengths, np.shape(x)), self._fresh_states())
 
     def _run(self, x, lengths, states, first=0):
         """Forward through the layers from layers[first]; `states` holds one entry per layer, the
@@ -175,7 +175,7 @@ class Sequential(Layer):
         (zeros after reset_states()) and keeps the new ones; no gradient flows across."""
         self._require_compiled("train_step")
         x, y, lengths = self._check_data(x, y, lengths)
-        states = self._states if stateful else [None] * len(self.layers)
+        states = self._batch_states(stateful)
         metrics, _ = self._train_batch(x, y, lengths, states)
         return metrics
 
@@ -250,7 +250,7 @@ class Sequential(Layer):
             progress = Progress(epoch, epochs, batches, verbose)
             means = _RunningMeans()
             for batch, rows in enumerate(_batch_rows(len(x), batch_size, order), 1):
-                states = self._states if stateful else [None] * len(self.layers)
+                states = self._batch_states(stateful)
                 try:
                     metrics, weight = self._train_batch(x[rows], y[rows], _rows(lengths, rows), states)
                 except FloatingPointError as error:
@@ -284,9 +284,17 @@ class Sequential(Layer):
             raise TypeError("validation_data: expected a tuple (x, y) or (x, y, lengths)")
         return data, self._check_data(*validation_data)
 
+    def _fresh_states(self):
+        """One None (zero initial state) per layer, the `states` argument of _run."""
+        return [None] * len(self.layers)
+
+    def _batch_states(self, stateful):
+        """The states a training batch starts from: the carried ones if stateful, else zeros."""
+        return self._states if stateful else self._fresh_states()
+
     def reset_states(self):
         """Forgets the states carried by stateful training: the next stateful step starts at zero."""
-        self._states = [None] * len(self.layers)
+        self._states = self._fresh_states()
 
     # ------------------------------------------------------------------ inference
 
@@ -299,7 +307,7 @@ class Sequential(Layer):
         means = _RunningMeans()
         for rows in _batch_rows(len(x), positive_int(batch_size, "batch_size")):
             batch_lengths = _rows(lengths, rows)
-            output = self._run(x[rows], batch_lengths, [None] * len(self.layers))
+            output = self._run(x[rows], batch_lengths, self._fresh_states())
             _, metrics, weight = self._score(output, y[rows], batch_lengths)
             means.add(metrics, weight)
         return means.means()
@@ -308,7 +316,7 @@ class Sequential(Layer):
         """The model's output for x (logits for a classifier), in eval mode, computed in batches."""
         x, _, lengths = self._check_data(x, None, lengths)
         self.eval()
-        return np.concatenate([self._run(x[rows], _rows(lengths, rows), [None] * len(self.layers))
+        return np.concatenate([self._run(x[rows], _rows(lengths, rows), self._fresh_states())
                                for rows in _batch_rows(len(x), positive_int(batch_size, "batch_size"))])
 
     def generate(self, prime, length, temperature=1.0, top_k=None, seed=None):
@@ -339,7 +347,7 @@ class Sequential(Layer):
         rng = self._rng if seed is None else np.random.default_rng(seed)
 
         self.eval()
-        states = [None] * len(self.layers)
+        states = self._fresh_states()
         logits = self._run(ids[None, :], None, states)[0, -1]
         # The input layer maps each id to a fixed vector: one table lookup per token instead of a call
         inputs = self.layers[0](np.arange(classes)[:, None, None])   # (classes, 1, 1, features)

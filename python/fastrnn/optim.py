@@ -83,8 +83,9 @@ class Optimizer:
         lr = self.learning_rate
         self._clip([grads for _, grads in buffers])
         for (values, grads), state in zip(buffers, self._states):
-            if self.weight_decay:
-                grads += self.weight_decay * values
+            if self.weight_decay:    # every _update writes scratch before reading it
+                np.multiply(values, self.weight_decay, out=state["scratch"])
+                grads += state["scratch"]
             self._update(values, grads, state, lr)
         self.iterations += 1
 

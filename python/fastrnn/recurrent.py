@@ -4,7 +4,7 @@ NumPy in and out. Each call is one native call for the whole stack of layers and
 import numpy as np
 
 from . import _core
-from .base import Layer, Parameters, float_dtype, positive_int
+from .base import Layer, Parameters, float_dtype, positive_int, probability
 
 
 class _Recurrent(Layer):
@@ -21,9 +21,7 @@ class _Recurrent(Layer):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
-        if not isinstance(dropout, (int, float, np.floating, np.integer)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
+        self.dropout = probability(dropout, "dropout")
         self.dtype = float_dtype(dtype)
         native_class = getattr(_core, f"{self._native_name}_{self.dtype.name}")
         self._native = native_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
@@ -31,7 +29,6 @@ class _Recurrent(Layer):
         self._parameters = Parameters(self._native.parameter_layout(), self.dtype)
         self._rng = np.random.default_rng(seed)
         self.reset_parameters()
-        self.training = True
 
     def reset_parameters(self):
         """PyTorch's initialisation: every tensor U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""

@@ -24,18 +24,25 @@ def main(argv=None):
     classes = len(vocabulary)
     x = vocabulary.encode(SOURCE)[None]                 # (1 sequence, 6 steps) of ids
     y = vocabulary.encode(TARGET)[None]                 # the next character at each step
-    model = Sequential([
-        OneHot(classes),                                # ids -> one-hot vectors (1, 6, 5)
-        LSTM(classes, classes, batch_first=True, seed=args.seed),
-        Dense(classes, classes, seed=args.seed),        # per-step logits over the 5 characters
-    ])
-    model.compile(fastrnn.optim.Adam(lr=0.1), "cross_entropy")
+    model = character_model(classes, args.seed)
 
     losses, prediction = train_printing_predictions(model, x, y, vocabulary, args.steps, args.every)
     if args.out:
         plot_losses(args.out, "hihello_loss.png", {"training": losses}, xlabel="step")
     print(f"hihello: {SOURCE!r} -> {prediction!r} (target {TARGET!r}), loss {losses[-1]:.4f}")
     return {"prediction": prediction, "loss": losses[-1]}
+
+
+def character_model(classes, seed):
+    """The tutorial's model, compiled: one-hot ids -> LSTM with `classes` units -> per-step
+    logits over the `classes` characters; Adam(lr=0.1) on cross-entropy."""
+    model = Sequential([
+        OneHot(classes),                                # ids -> one-hot vectors (batch, steps, classes)
+        LSTM(classes, classes, batch_first=True, seed=seed),
+        Dense(classes, classes, seed=seed),             # per-step logits over the characters
+    ])
+    model.compile(fastrnn.optim.Adam(lr=0.1), "cross_entropy")
+    return model
 
 
 def train_printing_predictions(model, x, y, vocabulary, steps, every):

@@ -6,12 +6,10 @@ y the text without its first. The LSTM's hidden size is the number of distinct c
 as in the classic tutorial.
 """
 
-import fastrnn
-from fastrnn import LSTM, Dense, OneHot, Sequential
 from fastrnn.data import Vocabulary
 
 from .common import DemoParser, plot_losses
-from .hihello import train_printing_predictions
+from .hihello import character_model, train_printing_predictions
 
 SENTENCE = " if you want you"
 
@@ -29,12 +27,7 @@ def main(argv=None):
     ids = vocabulary.encode(args.text)
     x, y = ids[None, :-1], ids[None, 1:]                # (1, len - 1): each character -> the next one
     classes = len(vocabulary)
-    model = Sequential([
-        OneHot(classes),
-        LSTM(classes, classes, batch_first=True, seed=args.seed),
-        Dense(classes, classes, seed=args.seed),
-    ])
-    model.compile(fastrnn.optim.Adam(lr=0.1), "cross_entropy")
+    model = character_model(classes, args.seed)
 
     losses, prediction = train_printing_predictions(model, x, y, vocabulary, args.steps, args.every)
     if args.out:

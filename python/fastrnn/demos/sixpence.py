@@ -41,7 +41,7 @@ When down came a blackbird
 And pecked off her nose.
 """
 WINDOW = 10
-COPIES = 5   # many-to-many streams: see many_to_many
+COPIES = 5   # copies of the rhyme in the many-to-many text: see many_to_many
 PRIME = "Sing a son"
 
 
@@ -67,7 +67,7 @@ def main(argv=None):
         results["many_to_many_loss"] = curves["many-to-many"][1][-1]
         print(f"many-to-many, from {args.prime!r} at temperature {args.temperature}:\n{args.prime}{text}\n")
     if args.out:
-        plot_losses(args.out, curves)
+        plot_passes(args.out, curves)
     finals = ", ".join(f"{name} {losses[-1]:.4f}" for name, (_, losses) in curves.items())
     print(f"sixpence: final training loss {finals}")
     return results
@@ -112,7 +112,7 @@ def many_to_many(args):
     return (COPIES * np.arange(1, len(losses) + 1), losses), text
 
 
-def plot_losses(out, curves):
+def plot_passes(out, curves):
     drawing, axes = figure(width=7, height=3.5)
     for name, (passes, losses) in curves.items():
         axes.plot(passes, losses, label=name)
