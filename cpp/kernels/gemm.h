@@ -4,7 +4,8 @@
 //
 // Packed B layout: panel p holds columns [p*width, (p+1)*width) (width = panel_width<T>()) as
 // `depth` rows of width contiguous values; panels follow each other; lanes past the last column
-// are zero. Weights are packed once per forward/backward call, never per time step.
+// are zero. Weights are packed once per forward/backward call, never per time step. Products
+// with only a row tile or two read whole panels of a row-major B in place instead.
 //
 // Included inside namespace fastrnn::<isa> after simd.h.
 
@@ -82,26 +83,34 @@ void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset,
     }
 }
 
+// One panel of B as the micro-kernel reads it: row k of the panel's width columns at
+// data + k * stride (stride = the width when packed, B's row stride when read in place).
+template <class T> struct Panel {
+    const T* data;
+    Index stride;
+    Panel rows_from(Index k) const { return {data + k * stride, stride}; }
+};
+template <class T> inline Panel<T> packed_panel(const T* data) { return {data, panel_width<T>()}; }
+
 // How the micro-kernel reads A(i, k): ALayout::column at a[i + k * stride] (packed micro-panels,
 // or a transposed matrix such as dgates^T), ALayout::row at a[i * stride + k] (a row-major matrix).
 enum class ALayout { column, row };
 
-// Where a micro-kernel puts its tile and how its accumulators start: rows of c with stride ldc
-// (each a whole panel width), starting from c itself (accumulate), from the row vector `bias`,
-// or from zero.
-template <class T> struct TileTarget {
+// Where a product writes C and how its sums start: rows of c with stride ldc, C += A*B with
+// accumulate, else C = bias + A*B (bias: a row vector added to every row, or null for zero).
+// For a micro-kernel, c's rows are whole panel widths.
+template <class T> struct ProductOutput {
     T* c;
     Index ldc;
     bool accumulate;
     const T* bias;
 };
 
-// c[Rows, width] = start + A[Rows, depth] * panel[depth, width], panel rows contiguous.
+// c[Rows, width] = start + A[Rows, depth] * panel[depth, width].
 template <class T, int Rows, ALayout Layout>
-__attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a, Index a_stride, const T* panel,
-                                                        const TileTarget<T>& target) {
+__attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a, Index a_stride, Panel<T> panel,
+                                                        const ProductOutput<T>& target) {
     constexpr int lanes = Simd<T>::lanes;
-    constexpr int width = panel_width<T>();
     // Locals, so the stores below cannot make the compiler reload the target.
     T* const c = target.c;
     const Index ldc = target.ldc;
@@ -123,8 +132,8 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
         }
     }
     auto update = [&](Index k, Vec<T>* sum0, Vec<T>* sum1) __attribute__((always_inline)) {
-        const Vec<T> b0 = load(panel + k * width);
-        const Vec<T> b1 = load(panel + k * width + lanes);
+        const Vec<T> b0 = load(panel.data + k * panel.stride);
+        const Vec<T> b1 = load(panel.data + k * panel.stride + lanes);
 #pragma GCC unroll 8
         for (int i = 0; i < Rows; ++i) {
             const T value = Layout == ALayout::column ? a[k * a_stride + i] : a[i * a_stride + k];
@@ -153,8 +162,8 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
 
 // micro_kernel for a run-time row count 1..kTileRows.
 template <class T, ALayout Layout>
-inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, const T* panel,
-                       const TileTarget<T>& target) {
+inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, Panel<T> panel,
+                       const ProductOutput<T>& target) {
     switch (rows) {
         case 1: micro_kernel<T, 1, Layout>(depth, a, a_stride, panel, target); break;
         case 2: micro_kernel<T, 2, Layout>(depth, a, a_stride, panel, target); break;
@@ -169,12 +178,12 @@ inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, cons
 }
 
 // A scratch tile that starts from zero.
-template <class T> inline TileTarget<T> fresh_tile(T* tile) { return {tile, panel_width<T>(), false, nullptr}; }
+template <class T> inline ProductOutput<T> fresh_tile(T* tile) { return {tile, panel_width<T>(), false, nullptr}; }
 
 // The tile for rows [row, row + rows) of a strided A, in whichever layout it has.
 template <class T>
-inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Index row, Index depth_begin, const T* panel,
-                            const TileTarget<T>& target) {
+inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Index row, Index depth_begin, Panel<T> panel,
+                            const ProductOutput<T>& target) {
     const T* origin = &a(row, depth_begin);
     if (a.col_stride == 1) {
         micro_tile<T, ALayout::row>(rows, depth, origin, a.row_stride, panel, target);
@@ -197,14 +206,6 @@ void pack_a(T* packed, MatrixView<T> a, Index row_begin, Index rows, Index depth
                 out[k * kTileRows + i] = a(first_row + i, depth_begin + k);
     }
 }
-
-// Where and how gemm_rows writes C[M, N]: C = bias + A*B, or C += A*B with accumulate.
-template <class T> struct GemmOutput {
-    T* c;
-    Index ldc;
-    bool accumulate;
-    const T* bias;     // [N] added to every row when not accumulating, or null
-};
 
 // c[0, columns) = bias + tile_row, or c += tile_row with accumulate (tile rows are full width).
 template <class T>
@@ -233,31 +234,41 @@ template <class T> inline Index gemm_scratch_size(Index columns) {
 constexpr Index kPanelsWorthPackingA = 3;
 constexpr Index kL1BytesForA = 16 * 1024;
 
+// With a row tile or two, packing B costs more than the contiguous reads it buys: whole panels
+// of a row-major B are then read in place, and only the last, narrower one is packed.
+constexpr Index kRowsReadingBInPlace = 2 * kTileRows;
+
 // Rows [row_begin, row_end) of C = A[M, depth] * B[depth, columns]. B is packed block by
 // block into the caller's private scratch, so threads that split the rows of C share nothing
-// and need no barrier. Every C element is summed in the same order whatever the row range:
-// any split over threads gives identical bits.
+// and need no barrier. Every C element is summed in the same order whatever the row range and
+// whether B is packed: any split over threads gives identical bits.
 template <class T>
-void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index row_begin,
+void gemm_rows(const ProductOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index row_begin,
                Index row_end, Index columns, Index depth, T* scratch, PaddedRows b_padding = {}) {
     constexpr int width = panel_width<T>();
     if (row_begin >= row_end) return;
     const Index panels = panel_count<T>(columns);
+    const bool b_in_place = b.col_stride == 1 && !b_padding.lengths && row_end - row_begin <= kRowsReadingBInPlace;
+    const Index panels_in_place = b_in_place ? columns / width : 0;
     T* a_pack = scratch;
     T* b_pack = scratch + row_block<T>() * depth_block<T>();
     alignas(64) T tile[kTileRows * width];
     for (Index depth_begin = 0; depth_begin < depth; depth_begin += depth_block<T>()) {
         const Index block_depth = min_of(depth_block<T>(), depth - depth_begin);
         const bool first_block = depth_begin == 0;
-        MatrixView<T> b_block{b.data + depth_begin * b.row_stride, b.row_stride, b.col_stride};
-        pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns, b_padding, depth_begin);
+        const Index packed_begin = panels_in_place * width;
+        const MatrixView<T> b_block{b.data + depth_begin * b.row_stride + packed_begin * b.col_stride, b.row_stride,
+                                    b.col_stride};
+        pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns - packed_begin, b_padding, depth_begin);
         for (Index block_row = row_begin; block_row < row_end; block_row += row_block<T>()) {
             const Index block_rows = min_of(row_block<T>(), row_end - block_row);
             const bool pack_a_block = panels >= kPanelsWorthPackingA &&
                                       block_rows * block_depth * Index(sizeof(T)) > kL1BytesForA;
             if (pack_a_block) pack_a(a_pack, a, block_row, block_rows, depth_begin, block_depth);
             for (Index p = 0; p < panels; ++p) {
-                const T* panel = b_pack + p * block_depth * width;
+                const Panel<T> panel = p < panels_in_place
+                                           ? Panel<T>{b.data + depth_begin * b.row_stride + p * width, b.row_stride}
+                                           : packed_panel(b_pack + (p - panels_in_place) * block_depth * width);
                 const Index first_column = p * width;
                 const Index tile_columns = min_of<Index>(width, columns - first_column);
                 const T* bias = out.bias ? out.bias + first_column : nullptr;
@@ -267,8 +278,8 @@ void gemm_rows(const GemmOutput<T>& out, MatrixView<T> a, MatrixView<T> b, Index
                     // through a scratch tile.
                     const bool whole = tile_columns == width;
                     const bool accumulate = !first_block || out.accumulate;
-                    const TileTarget<T> target =
-                        whole ? TileTarget<T>{out.c + (block_row + i) * out.ldc + first_column, out.ldc, accumulate,
+                    const ProductOutput<T> target =
+                        whole ? ProductOutput<T>{out.c + (block_row + i) * out.ldc + first_column, out.ldc, accumulate,
                                               accumulate ? nullptr : bias}
                               : fresh_tile(tile);
                     if (pack_a_block) {

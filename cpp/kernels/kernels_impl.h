@@ -111,12 +111,12 @@ template <class T> struct LinearRun {
         const LinearRun& run = *static_cast<LinearRun*>(context);
         const Worker worker{thread, team};
         const Range outputs = worker.share(run.n, kTileRows);
-        gemm_rows(GemmOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
+        gemm_rows(ProductOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
                   MatrixView<T>{run.x, run.k, 1}, outputs.begin, outputs.end, run.k, run.m, run.thread_scratch(worker));
         if (run.grad_b) add_column_sums(run.grad_b, run.dy, run.n, run.m, outputs.begin, outputs.end, true);
         if (!run.y) return;
         const Range rows = worker.share(run.m, kTileRows);
-        gemm_rows(GemmOutput<T>{run.y, run.k, false, nullptr}, MatrixView<T>{run.dy, run.n, 1},
+        gemm_rows(ProductOutput<T>{run.y, run.k, false, nullptr}, MatrixView<T>{run.dy, run.n, 1},
                   MatrixView<T>{run.w, run.k, 1}, rows.begin, rows.end, run.k, run.n, run.thread_scratch(worker));
     }
 };
@@ -146,7 +146,7 @@ template <class T> struct MatmulRun {
     static void body(void* context, int thread, int team) {
         const MatmulRun& run = *static_cast<MatmulRun*>(context);
         const Range rows = split_range(run.m, thread, team, kTileRows);
-        gemm_rows(GemmOutput<T>{run.c, run.n, false, nullptr}, MatrixView<T>{run.a, run.k, 1},
+        gemm_rows(ProductOutput<T>{run.c, run.n, false, nullptr}, MatrixView<T>{run.a, run.k, 1},
                   MatrixView<T>{run.b, run.n, 1}, rows.begin, rows.end, run.n, run.k,
                   run.scratch + thread * run.scratch_size);
     }

@@ -179,11 +179,11 @@ template <class T> struct Segment {
 };
 
 template <class T>
-inline void segment_product(Index rows, const Segment<T>* segments, int count, const T* panel, T* tile) {
-    constexpr int width = panel_width<T>();
+inline void segment_product(Index rows, const Segment<T>* segments, int count, Panel<T> panel, T* tile) {
     for (int s = 0; s < count; ++s)
         micro_tile<T, ALayout::row>(rows, segments[s].depth, segments[s].a, segments[s].lda,
-                                    panel + segments[s].panel_offset * width, TileTarget<T>{tile, width, s > 0, nullptr});
+                                    panel.rows_from(segments[s].panel_offset),
+                                    ProductOutput<T>{tile, panel_width<T>(), s > 0, nullptr});
 }
 
 // Calls tile(direction, unit_panel, row_begin, row_end) for this thread's share of one time
@@ -221,7 +221,7 @@ inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const
         return;
     }
     const Range rows = worker.share(m, kTileRows);
-    gemm_rows(GemmOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, k}, rows.begin,
+    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, k}, rows.begin,
               rows.end, n, k, scratch);
 }
 
@@ -406,7 +406,7 @@ template <class Cell, class T> struct ForwardRun {
                 if (dot) {
                     dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * H, H, units, H);
                 } else {
-                    micro_tile<T, ALayout::row>(rows, H, a + row * H, H, packed + (g * P + u) * H * width,
+                    micro_tile<T, ALayout::row>(rows, H, a + row * H, H, packed_panel(packed + (g * P + u) * H * width),
                                                 fresh_tile(tile + g * gate_stride));
                 }
             }
@@ -469,7 +469,7 @@ template <class Cell, class T> struct BackwardRun {
     }
     T* dh_partial(Index direction) const { return args.scratch + scratch.dh_partial + direction * scratch.carry_size; }
     T* dc(Index direction) const { return args.scratch + scratch.dc + direction * scratch.carry_size; }
-    const T* packed(Index direction) const { return args.scratch + scratch.packed + direction * scratch.packed_size; }
+    T* packed(Index direction) const { return args.scratch + scratch.packed + direction * scratch.packed_size; }
     T* gemm_scratch(int thread) const { return args.scratch + scratch.gemm + thread * scratch.gemm_size; }
     ParamOffsets offsets(Index layer, Index direction) const {
         return param_offsets(dims.config, layer, direction);
@@ -502,8 +502,7 @@ template <class Cell, class T> struct BackwardRun {
             const Index direction = index / P, u = index % P;
             const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
             const Index first = u * width, count = min_of<Index>(width, H - first);
-            pack_b(args.scratch + scratch.packed + direction * scratch.packed_size, GH, 0, first,
-                   MatrixView<T>{w_hh + first, H, 1}, GH, count);
+            pack_b(packed(direction), GH, 0, first, MatrixView<T>{w_hh + first, H, 1}, GH, count);
         }
         if (worker.thread != 0 || !dims.lstm) return;
         const Index state_values = dims.batch * H;
@@ -537,7 +536,7 @@ template <class Cell, class T> struct BackwardRun {
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
         const Index state_values = B * H;
         const Index stack_index = layer * dims.directions + direction;
-        const T* panel = packed(direction) + u * GH * width;
+        const Panel<T> panel = packed_panel(packed(direction) + u * GH * width);
         T* gates_buffer = gates(layer) + direction * GH;
         // The cell reads whole vectors of the tile; the dhn copy (s == 0) sets only the lanes below
         // `units`, while segment_product writes the full width.
@@ -630,7 +629,7 @@ template <class Cell, class T> struct BackwardRun {
             const MatrixView<T> h_prev_rows{h_prev, H, 1};
             const Range gate_rows = worker.share(GH, kTileRows);
             const bool accumulate = !args.overwrite_grads;
-            gemm_rows(GemmOutput<T>{args.grads + o.weight_ih, input_size, accumulate, nullptr}, dgates_t,
+            gemm_rows(ProductOutput<T>{args.grads + o.weight_ih, input_size, accumulate, nullptr}, dgates_t,
                       MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
                       rows, gemm_scratch(worker.thread), padding);
             T* dw_hh = args.grads + o.weight_hh;
@@ -638,17 +637,17 @@ template <class Cell, class T> struct BackwardRun {
                 // r and z rows multiply h_{t-1}; the n rows are dn*r times h_{t-1} (linear before
                 // reset) or dn times r*h_{t-1}.
                 const Range rz = worker.share(2 * H, kTileRows);
-                gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
+                gemm_rows(ProductOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
                           gemm_scratch(worker.thread), padding);
                 const Range n = worker.share(H, kTileRows);
                 const bool lbr = dims.config.linear_before_reset;
                 const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
                                             : MatrixView<T>{dgates + 2 * H, 1, ld};
                 const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-                gemm_rows(GemmOutput<T>{dw_hh + 2 * H * H, H, accumulate, nullptr}, a, b, n.begin, n.end, H, rows,
+                gemm_rows(ProductOutput<T>{dw_hh + 2 * H * H, H, accumulate, nullptr}, a, b, n.begin, n.end, H, rows,
                           gemm_scratch(worker.thread), padding);
             } else {
-                gemm_rows(GemmOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
+                gemm_rows(ProductOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
                           gate_rows.end, H, rows, gemm_scratch(worker.thread), padding);
             }
             if (o.bias_ih >= 0) bias_gradients(layer, direction, o, worker);
@@ -676,21 +675,27 @@ template <class Cell, class T> struct BackwardRun {
     }
 
     // dx = sum_d dgates_d W_ih_d: the gradient of the layer below (with its dropout), or the
-    // caller's dx for layer 0.
+    // caller's dx for layer 0. Threads split the rows; with only a row tile or two, where each
+    // would read all of W_ih, they split the columns instead.
     void input_gradient(Index layer, const Worker& worker) {
         T* dx = layer > 0 ? args.scratch + scratch.gradient(layer - 1) : args.dx;
         if (!dx) return;
         const Index GH = dims.gate_rows(), ld = dims.gates_ld(), input_size = dims.input_size(layer);
-        const Range rows = worker.share(dims.rows(), kTileRows);
+        const bool split_columns = dims.rows() <= kRowsReadingBInPlace;
+        const Range rows = split_columns ? Range{0, dims.rows()} : worker.share(dims.rows(), kTileRows);
+        const Range columns = split_columns ? worker.share(input_size, panel_width<T>()) : Range{0, input_size};
+        if (columns.begin == columns.end) return;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const T* w_ih = args.weights + offsets(layer, direction).weight_ih;
-            gemm_rows(GemmOutput<T>{dx, input_size, direction > 0, nullptr},
-                      MatrixView<T>{gates(layer) + direction * GH, ld, 1}, MatrixView<T>{w_ih, input_size, 1},
-                      rows.begin, rows.end, input_size, GH, gemm_scratch(worker.thread));
+            gemm_rows(ProductOutput<T>{dx + columns.begin, input_size, direction > 0, nullptr},
+                      MatrixView<T>{gates(layer) + direction * GH, ld, 1},
+                      MatrixView<T>{w_ih + columns.begin, input_size, 1}, rows.begin, rows.end,
+                      columns.end - columns.begin, GH, gemm_scratch(worker.thread));
         }
-        if (layer > 0 && args.dropout > 0) {
-            apply_dropout(dx + rows.begin * input_size, (rows.end - rows.begin) * input_size, rows.begin * input_size,
-                          args.dropout, args.dropout_seed, layer - 1);
+        if (layer == 0 || args.dropout <= 0) return;
+        for (Index row = rows.begin; row < rows.end; ++row) {
+            const Index first = row * input_size + columns.begin;
+            apply_dropout(dx + first, columns.end - columns.begin, first, args.dropout, args.dropout_seed, layer - 1);
         }
     }
 };
