@@ -325,3 +325,51 @@ void dot_rows(T* out, Index ldo, const T* a, Index lda, Index rows, const T* w, 
         }
     }
 }
+
+// out[j] (+)= sum_k a[k] * w[k, j] for j < Vectors * lanes (the last vector: its first `tail`
+// lanes), with w read in place: each row's run of columns at once, sums in registers.
+template <class T, int Vectors>
+__attribute__((always_inline)) inline void gemv_chunk(T* out, const T* a, const T* w, Index ldw, Index tail,
+                                                      Index depth, bool accumulate) {
+    constexpr Index lanes = Simd<T>::lanes;
+    Vec<T> sums[Vectors];
+#pragma GCC unroll 8
+    for (int v = 0; v < Vectors; ++v)
+        sums[v] = accumulate ? load_lanes(out + v * lanes, v == Vectors - 1 ? tail : lanes) : Vec<T>{};
+    for (Index k = 0; k < depth; ++k) {
+        const Vec<T> a_k = broadcast(a[k]);
+        const T* row = w + k * ldw;
+#pragma GCC unroll 8
+        for (int v = 0; v < Vectors - 1; ++v) sums[v] += a_k * load(row + v * lanes);
+        sums[Vectors - 1] += a_k * load_lanes(row + (Vectors - 1) * lanes, tail);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < Vectors; ++v) store_partial(out + v * lanes, sums[v], v == Vectors - 1 ? tail : lanes);
+}
+
+// out[j] (+)= sum_k a[k] * w[k, j] for j < count: one row of a product whose other side is a
+// row-major w (row stride ldw), read in place. Unlike the panels of a packed product, each w row
+// is read as one run of up to kGemvVectors vectors, so a row stride that is not a multiple of the
+// cache line costs no extra lines. Every out[j] is summed over k in order, whatever the chunks.
+constexpr int kGemvVectors = 8;
+
+template <class T>
+void gemv_row(T* out, const T* a, const T* w, Index ldw, Index count, Index depth, bool accumulate) {
+    constexpr Index lanes = Simd<T>::lanes, chunk = kGemvVectors * lanes;
+    for (Index j = 0; j < count; j += chunk) {
+        const Index columns = min_of(chunk, count - j), vectors = (columns + lanes - 1) / lanes;
+        const Index tail = columns - (vectors - 1) * lanes;
+        T* o = out + j;
+        const T* wj = w + j;
+        switch (vectors) {
+            case 1: gemv_chunk<T, 1>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 2: gemv_chunk<T, 2>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 3: gemv_chunk<T, 3>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 4: gemv_chunk<T, 4>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 5: gemv_chunk<T, 5>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 6: gemv_chunk<T, 6>(o, a, wj, ldw, tail, depth, accumulate); break;
+            case 7: gemv_chunk<T, 7>(o, a, wj, ldw, tail, depth, accumulate); break;
+            default: gemv_chunk<T, 8>(o, a, wj, ldw, tail, depth, accumulate); break;
+        }
+    }
+}

@@ -97,7 +97,7 @@ template <bool LinearBeforeReset> struct GruCell {
             const Vec<T> reset = load_lanes(gates, n);
             const Vec<T> update = load_lanes(gates + H, n);
             const Vec<T> candidate = load_lanes(gates + 2 * H, n);
-            const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
+            const Vec<T> dh = load(b.product + r * b.product_ld + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
             const Vec<T> one = broadcast<T>(1);
             const Vec<T> d_candidate = dh * (one - update) * (one - candidate * candidate);
             const Vec<T> d_update = dh * (load_lanes(b.h_prev + r * b.state_ld + j, n) - candidate) * update * (one - update);
@@ -118,7 +118,7 @@ template <bool LinearBeforeReset> struct GruCell {
             T* gates = b.gates + r * b.gates_ld + j;
             T* dh_partial = b.dh_partial + r * b.state_ld + j;
             const Vec<T> reset = load_lanes(gates, n);
-            const Vec<T> d_reset_h = load(b.product + r * panel_width<T>() + j);
+            const Vec<T> d_reset_h = load(b.product + r * b.product_ld + j);
             store_partial(gates, d_reset_h * load_lanes(b.h_prev + r * b.state_ld + j, n) * reset * (T(1) - reset), n);
             store_partial(dh_partial, load_lanes(dh_partial, n) + d_reset_h * reset, n);
         });

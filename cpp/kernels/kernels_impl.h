@@ -66,7 +66,7 @@ Index forward_scratch_size(const StackConfig& config, Index steps, Index batch, 
 }
 
 template <class T> Index backward_scratch_size(const StackConfig& config, Index steps, Index batch, int threads) {
-    return BackwardScratchLayout<T>(Dims(config, steps, batch, panel_width<T>()), threads).total;
+    return BackwardScratchLayout<T>(Dims(config, steps, batch, panel_width<T>()), threads, use_dot_recurrent(batch)).total;
 }
 
 template <class T> void activation(int which, const T* x, T* out, Index count) {

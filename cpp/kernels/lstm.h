@@ -46,7 +46,7 @@ struct LstmCell {
             const Vec<T> fg = load_lanes(gates + H, n);
             const Vec<T> g = load_lanes(gates + 2 * H, n);
             const Vec<T> o = load_lanes(gates + 3 * H, n);
-            const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
+            const Vec<T> dh = load(b.product + r * b.product_ld + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
             const Vec<T> tanh_c = vector_tanh<T>(load_lanes(b.c_next + state, n));
             // dL/dc_t collects the path through h_t = o*tanh(c_t) and the carry from t+1.
             const Vec<T> dc = load_lanes(b.dc + state, n) + dh * o * (T(1) - tanh_c * tanh_c);

@@ -32,7 +32,7 @@ template <bool Relu> struct RnnCell {
     template <class T> static void backward_tile(const BackwardTile<T>& b) {
         for_each_vector<T>(b, [&](Index r) { backward_padded_row(b, r, gate_count); }, [&](Index r, Index j, Index n) {
             T* gates = b.gates + r * b.gates_ld + j;
-            const Vec<T> dh = load(b.product + r * panel_width<T>() + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
+            const Vec<T> dh = load(b.product + r * b.product_ld + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
             store_partial(gates, dh * derivative<T>(load_lanes(gates, n)), n);
             store_partial(b.dh_partial + r * b.state_ld + j, Vec<T>{}, n);
         });

@@ -22,6 +22,8 @@ constexpr Index kDotRows = 16;
 // Below this many flops per time step, a second thread costs more in barriers than it saves.
 constexpr double kParallelStepFlops = 50e3;
 
+inline bool use_dot_recurrent(Index batch) { return batch <= kDotBatch; }
+
 // count values of T rounded up to a whole number of 64-byte lines.
 template <class T> inline Index aligned(Index count) {
     constexpr Index line = 64 / static_cast<Index>(sizeof(T));
@@ -133,12 +135,18 @@ template <class T> struct ForwardScratchLayout {
 };
 
 template <class T> struct BackwardScratchLayout {
-    Index packed, packed_size, carry_size, dh_partial, dc, gradients, gradient_size, gemm, gemm_size, total;
+    Index packed, packed_size, products, products_ld, products_size, carry_size, dh_partial, dc, gradients,
+        gradient_size, gemm, gemm_size, total;
 
-    BackwardScratchLayout(const Dims& d, int threads) {
+    // dot: the batch's recurrent products run as gemv_row on W_hh in place (see BackwardRun),
+    // into `products`; otherwise W_hh is packed.
+    BackwardScratchLayout(const Dims& d, int threads, bool dot) {
         Carve<T> carve;
-        packed_size = aligned<T>(d.panels * panel_width<T>() * d.gate_rows());
+        packed_size = dot ? 0 : aligned<T>(d.panels * panel_width<T>() * d.gate_rows());
         packed = carve.take(d.directions * packed_size);
+        products_ld = d.panels * panel_width<T>();
+        products_size = dot ? aligned<T>(d.directions * d.batch * products_ld) : 0;
+        products = carve.take(threads * products_size);
         carry_size = aligned<T>(d.batch * d.hidden);
         dh_partial = carve.take(d.directions * carry_size);
         dc = carve.take(d.directions * carry_size);
@@ -151,8 +159,6 @@ template <class T> struct BackwardScratchLayout {
     // dL/d(output of layer), for layers below the top (whose gradient is the caller's dy).
     Index gradient(Index layer) const { return gradients + (layer % 2) * gradient_size; }
 };
-
-inline bool use_dot_recurrent(Index batch) { return batch <= kDotBatch; }
 
 // Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
 // recurrent products of every layer and direction.
@@ -448,9 +454,13 @@ template <class Cell, class T> struct BackwardRun {
     const BackwardArgs<T>& args;
     Dims dims;
     StoredLayout<T> stored;
+    // A batch of a row or two runs each step's product dgates W_hh as gemv_row on W_hh in place:
+    // packing it would cost more than the short sequences of such models gain from it.
+    bool dot;
     BackwardScratchLayout<T> scratch;
 
-    BackwardRun(const BackwardArgs<T>& a, const Dims& d) : args(a), dims(d), stored(d), scratch(d, a.threads) {}
+    BackwardRun(const BackwardArgs<T>& a, const Dims& d)
+        : args(a), dims(d), stored(d), dot(use_dot_recurrent(d.batch)), scratch(d, a.threads, dot) {}
 
     static void body(void* context, int thread, int team) {
         static_cast<BackwardRun*>(context)->run(Worker{thread, team});
@@ -493,11 +503,12 @@ template <class Cell, class T> struct BackwardRun {
         }
     }
 
-    // Packs W_hh [G*H, H] into panels of hidden units for dh_{t-1} = dgates_t W_hh, and sets dc.
+    // Packs W_hh [G*H, H] into panels of hidden units for dh_{t-1} = dgates_t W_hh (unless dot),
+    // and sets dc.
     void prepare_layer(Index layer, const Worker& worker) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, GH = dims.gate_rows();
-        const Range panels = worker.share(dims.directions * P, 1);
+        const Range panels = worker.share(dot ? 0 : dims.directions * P, 1);
         for (Index index = panels.begin; index < panels.end; ++index) {
             const Index direction = index / P, u = index % P;
             const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
@@ -521,74 +532,120 @@ template <class Cell, class T> struct BackwardRun {
     // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
     // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
     void step(Index layer, Index s, const Worker& worker, bool reset_phase) {
-        for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
-            step_item(layer, direction, s, u, row_begin, row_end, reset_phase);
-        });
+        if (!dot) {
+            for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
+                step_item(layer, direction, s, u, row_begin, row_end, reset_phase, nullptr);
+            });
+            return;
+        }
+        // This thread's panels of each direction (a run of them; the batch is one chunk): one
+        // gemv_row pass over their units for each row, then the cells panel by panel.
+        constexpr int width = panel_width<T>();
+        const Index P = dims.panels, H = dims.hidden, B = dims.batch;
+        const Range items = worker.share(dims.directions * P, 1);
+        for (Index item = items.begin; item < items.end;) {
+            const Index direction = item / P, first = item % P, end = min_of(P, first + items.end - item);
+            T* products = args.scratch + scratch.products + worker.thread * scratch.products_size +
+                          direction * B * scratch.products_ld;
+            const bool product_needed = reset_phase || s > 0;
+            if (product_needed) {
+                const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
+                const T* w_hh = args.weights + offsets(layer, direction).weight_hh + unit0;
+                Segment<T> segments[2];
+                const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
+                for (Index r = 0; r < B; ++r)
+                    for (int g = 0; g < count; ++g)
+                        gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
+                                 w_hh + segments[g].panel_offset * H, H, units, segments[g].depth, g > 0);
+            }
+            for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
+            item += end - first;
+        }
+    }
+
+    // The depth segments of step s's product for rows from `row`: dn W_hn in the GRU's reset
+    // phase, else dgates of step s-1 (s > 0) times W_hh, the GRU's n block from extra with
+    // linear_before_reset. Returns their count.
+    int product_segments(Index layer, Index direction, Index s, Index row, bool reset_phase, Segment<T>* segments) const {
+        const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
+        T* gates_buffer = gates(layer) + direction * GH;
+        if (reset_phase) {
+            // dL/d(r*h_{t-1}) = dn_t W_hn
+            segments[0] = {gates_buffer + (time(direction, s) * B + row) * ld + 2 * H, ld, H, 2 * H};
+            return 1;
+        }
+        const Index t_prev = time(direction, s - 1);
+        const T* dgates_prev = gates_buffer + (t_prev * B + row) * ld;
+        if (!dims.gru) {
+            segments[0] = {dgates_prev, ld, GH, 0};
+            return 1;
+        }
+        segments[0] = {dgates_prev, ld, 2 * H, 0};
+        if (!dims.config.linear_before_reset) return 1;
+        // The n block of dL/d(W_hh h) is dn*r, kept in extra.
+        segments[1] = {extra(layer, direction) + (t_prev * B + row) * H, H, H, 2 * H};
+        return 2;
     }
 
     // Time processed by direction d at backward iteration s (the reverse of the forward order).
     Index time(Index direction, Index s) const { return direction == 0 ? dims.steps - 1 - s : s; }
 
+    // Panel u of step s for rows [row_begin, row_end): dL/dh into a tile (its product computed
+    // here, or already in `products` [B, products_ld] by unit when dot), then the cell's step.
     void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
-                   bool reset_phase) {
+                   bool reset_phase, T* products) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
         const Index state_values = B * H;
         const Index stack_index = layer * dims.directions + direction;
-        const Panel<T> panel = packed_panel(packed(direction) + u * GH * width);
         T* gates_buffer = gates(layer) + direction * GH;
-        // The cell reads whole vectors of the tile; the dhn copy (s == 0) sets only the lanes below
-        // `units`, while segment_product writes the full width.
-        alignas(64) T tile[kTileRows * width];
-        if (s == 0 && units < width) std::memset(tile, 0, sizeof tile);
+        // The cell reads whole vectors of the tile; the dhn copy (s == 0) and gemv_row set only the
+        // lanes below `units`, segment_product the full width.
+        alignas(64) T local_tile[kTileRows * width];
+        const Index tile_ld = products ? scratch.products_ld : width;
+        if (s == 0 && units < width) {
+            if (!products) std::memset(local_tile, 0, sizeof local_tile);
+            for (Index r = 0; products && r < B; ++r)
+                std::memset(products + r * tile_ld + unit0 + units, 0, (width - units) * sizeof(T));
+        }
 
         BackwardTile<T> b;
         b.units = units;
         b.hidden = H;
-        b.product = tile;
+        b.product_ld = tile_ld;
         b.dy_ld = dims.output_ld();
         b.gates_ld = ld;
         b.state_ld = H;
         for (Index row = row_begin; row < row_end; row += kTileRows) {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
             const Index t = s < dims.steps ? time(direction, s) : -1;
-            if (reset_phase) {
-                // dL/d(r*h_{t-1}) = dn_t W_hn
-                const Segment<T> candidate{gates_buffer + (t * B + row) * ld + 2 * H, ld, H, 2 * H};
-                segment_product(rows, &candidate, 1, panel, tile);
-            } else if (s == 0) {
+            // With dot, the batch is one chunk of rows starting at 0.
+            T* row_tile = products ? products + row * tile_ld + unit0 : local_tile;
+            if (!reset_phase && s == 0) {
                 for (Index r = 0; r < rows; ++r)
                     for (Index j = 0; j < units; ++j)
-                        tile[r * width + j] = args.dhn ? args.dhn[stack_index * state_values + (row + r) * H + unit0 + j] : T(0);
-            } else {
-                const Index t_prev = time(direction, s - 1);
-                const T* dgates_prev = gates_buffer + (t_prev * B + row) * ld;
+                        row_tile[r * tile_ld + j] =
+                            args.dhn ? args.dhn[stack_index * state_values + (row + r) * H + unit0 + j] : T(0);
+            } else if (!products) {
                 Segment<T> segments[2];
-                int count = 1;
-                if (dims.gru) {
-                    segments[0] = {dgates_prev, ld, 2 * H, 0};
-                    if (dims.config.linear_before_reset) {
-                        // The n block of dL/d(W_hh h) is dn*r, kept in extra.
-                        segments[1] = {extra(layer, direction) + (t_prev * B + row) * H, H, H, 2 * H};
-                        count = 2;
-                    }
-                } else {
-                    segments[0] = {dgates_prev, ld, GH, 0};
-                }
-                segment_product(rows, segments, count, panel, tile);
+                const int count = product_segments(layer, direction, s, row, reset_phase, segments);
+                segment_product(rows, segments, count, packed_panel(packed(direction) + u * GH * width), row_tile);
+            }
+            if (!reset_phase && s > 0) {
                 const T* partial = dh_partial(direction) + row * H + unit0;
                 for (Index r = 0; r < rows; ++r)
-                    for (Index j = 0; j < units; ++j) tile[r * width + j] += partial[r * H + j];
+                    for (Index j = 0; j < units; ++j) row_tile[r * tile_ld + j] += partial[r * H + j];
             }
             if (s == dims.steps) {
                 T* dh0 = args.dh0 + stack_index * state_values + row * H + unit0;
                 for (Index r = 0; r < rows; ++r)
-                    std::memcpy(dh0 + r * H, tile + r * width, units * sizeof(T));
+                    std::memcpy(dh0 + r * H, row_tile + r * tile_ld, units * sizeof(T));
                 continue;
             }
             const T* state = states(layer, direction);
             b.rows = rows;
+            b.product = row_tile;
             b.dy = output_gradient(layer) + (t * B + row) * dims.output_ld() + direction * H + unit0;
             b.gates = gates_buffer + (t * B + row) * ld + unit0;
             b.h_prev = state + slot(dims.state_before(direction, t)) + row * H + unit0;

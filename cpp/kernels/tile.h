@@ -28,8 +28,8 @@ template <class T> struct ForwardTile {
 
 template <class T> struct BackwardTile {
     Index rows, units, hidden;
-    const T* product;               // [kTileRows][panel width]: dL/dh_t from later steps (not dy);
-                                    //   in the GRU's reset phase dL/d(r*h_{t-1}) instead
+    const T* product;               // [rows, product_ld], whole vectors: dL/dh_t from later steps
+    Index product_ld;               //   (not dy); in the GRU's reset phase dL/d(r*h_{t-1}) instead
     const T* dy;                    // [rows, dy_ld]
     Index dy_ld;
     T* gates;                       // [rows, gates_ld]: in: activations; out: dL/d(pre-activations)
@@ -60,8 +60,7 @@ inline void forward_padded_row(const ForwardTile<T>& f, Index r) {
 // The gradient of a padded step passes straight through; its gate gradients are zero.
 template <class T>
 inline void backward_padded_row(const BackwardTile<T>& b, Index r, Index gates) {
-    const Index width = panel_width<T>();
-    std::memcpy(b.dh_partial + r * b.state_ld, b.product + r * width, b.units * sizeof(T));
+    std::memcpy(b.dh_partial + r * b.state_ld, b.product + r * b.product_ld, b.units * sizeof(T));
     for (Index g = 0; g < gates; ++g)
         std::memset(b.gates + r * b.gates_ld + g * b.hidden, 0, b.units * sizeof(T));
 }
