@@ -231,6 +231,19 @@ inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const
               rows.end, n, k, scratch);
 }
 
+// target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld).
+template <class T>
+inline void add_rows(T* target, Index target_ld, const T* source, Index source_ld, Index rows, Index columns) {
+    constexpr Index lanes = Simd<T>::lanes;
+    for (Index r = 0; r < rows; ++r) {
+        for (Index j = 0; j < columns; j += lanes) {
+            const Index n = min_of(lanes, columns - j);
+            T* out = target + r * target_ld + j;
+            store_partial(out, load_lanes(out, n) + load_lanes(source + r * source_ld + j, n), n);
+        }
+    }
+}
+
 // sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added
 // row by row into sums[j] (accumulate) or into zero.
 template <class T>
@@ -592,7 +605,8 @@ template <class Cell, class T> struct BackwardRun {
 
     // Panel u of step s for rows [row_begin, row_end): dL/dh into a tile (its product computed
     // here, or already in `products` [B, products_ld] by unit when dot), then the cell's step.
-    void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
+    // Not inlined: inside run() the compiler spills the micro-kernel's accumulators.
+    __attribute__((noinline)) void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
                    bool reset_phase, T* products) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
@@ -632,11 +646,7 @@ template <class Cell, class T> struct BackwardRun {
                 const int count = product_segments(layer, direction, s, row, reset_phase, segments);
                 segment_product(rows, segments, count, packed_panel(packed(direction) + u * GH * width), row_tile);
             }
-            if (!reset_phase && s > 0) {
-                const T* partial = dh_partial(direction) + row * H + unit0;
-                for (Index r = 0; r < rows; ++r)
-                    for (Index j = 0; j < units; ++j) row_tile[r * tile_ld + j] += partial[r * H + j];
-            }
+            if (!reset_phase && s > 0) add_rows(row_tile, tile_ld, dh_partial(direction) + row * H + unit0, H, rows, units);
             if (s == dims.steps) {
                 T* dh0 = args.dh0 + stack_index * state_values + row * H + unit0;
                 for (Index r = 0; r < rows; ++r)
