@@ -560,8 +560,7 @@ template <class Cell, class T> struct BackwardRun {
             const Index direction = item / P, first = item % P, end = min_of(P, first + items.end - item);
             T* products = args.scratch + scratch.products + worker.thread * scratch.products_size +
                           direction * B * scratch.products_ld;
-            const bool product_needed = reset_phase || s > 0;
-            if (product_needed) {
+            if (reset_phase || s > 0) {   // s = 0 starts from dhn
                 const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
                 const T* w_hh = args.weights + offsets(layer, direction).weight_hh + unit0;
                 Segment<T> segments[2];
@@ -619,9 +618,12 @@ template <class Cell, class T> struct BackwardRun {
         alignas(64) T local_tile[kTileRows * width];
         const Index tile_ld = products ? scratch.products_ld : width;
         if (s == 0 && units < width) {
-            if (!products) std::memset(local_tile, 0, sizeof local_tile);
-            for (Index r = 0; products && r < B; ++r)
-                std::memset(products + r * tile_ld + unit0 + units, 0, (width - units) * sizeof(T));
+            if (products) {
+                for (Index r = 0; r < B; ++r)
+                    std::memset(products + r * tile_ld + unit0 + units, 0, (width - units) * sizeof(T));
+            } else {
+                std::memset(local_tile, 0, sizeof local_tile);
+            }
         }
 
         BackwardTile<T> b;

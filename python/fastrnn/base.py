@@ -235,6 +235,13 @@ class Layer:
         elif state:
             raise ValueError(f"state_dict: this layer has no parameters, got keys {list(state)}")
 
+    def _fill_uniform(self, fan):
+        """PyTorch's default initialisation: every parameter U(-1/sqrt(fan), 1/sqrt(fan)), drawn
+        from the layer's generator `self._rng`."""
+        bound = 1.0 / np.sqrt(fan)
+        values = self._parameters.values
+        values[...] = self._rng.uniform(-bound, bound, values.shape)
+
     def _keep(self, *values):
         if self.training:
             self._kept = values

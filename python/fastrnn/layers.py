@@ -94,9 +94,7 @@ class Dense(Layer):
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1.0 / np.sqrt(self.in_features)
-        values = self._parameters.values
-        values[...] = self._rng.uniform(-bound, bound, values.shape)
+        self._fill_uniform(self.in_features)
 
     def forward(self, x):
         x = float_array(x, self.dtype, "x")

@@ -32,9 +32,7 @@ class _Recurrent(Layer):
 
     def reset_parameters(self):
         """PyTorch's initialisation: every tensor U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
-        bound = 1.0 / np.sqrt(self.hidden_size)
-        values = self._parameters.values
-        values[...] = self._rng.uniform(-bound, bound, values.shape)
+        self._fill_uniform(self.hidden_size)
 
     def forward(self, x, state=None, lengths=None):
         """y, state_n = layer(x, state=None, lengths=None).
