@@ -42,44 +42,33 @@ struct PaddedRows {
     bool padded(Index row) const { return lengths && row / batch >= lengths[row % batch]; }
 };
 
-// Packs source [depth, columns] into packed panels at rows [row_offset, row_offset + depth) of
-// panels of height panel_depth, starting at packed column column_offset. Lanes after the last
-// column up to the panel boundary are zeroed, so pack concatenated segments in column order.
-// Source rows depth_begin + k that `padding` marks are packed as zeros.
+// Packs source [depth, columns] into consecutive panels of `depth` rows starting at packed;
+// lanes past the last column are zero. Source rows depth_begin + k that `padding` marks are
+// packed as zeros. Every panel row is written whole with vector moves (a row-wise zero fill of
+// the lanes past the last column would become a string store per row, slow to start).
 template <class T>
-void pack_b(T* packed, Index panel_depth, Index row_offset, Index column_offset, MatrixView<T> source, Index depth,
-            Index columns, PaddedRows padding = {}, Index depth_begin = 0) {
-    constexpr int width = panel_width<T>();
-    // One run per destination panel: columns [done, done + count) land in lanes [lane, lane + count).
-    for (Index done = 0; done < columns;) {
-        const Index lane = (column_offset + done) % width;
-        const Index count = min_of<Index>(width - lane, columns - done);
-        T* panel = packed + (column_offset + done) / width * panel_depth * width + row_offset * width + lane;
+void pack_b(T* packed, MatrixView<T> source, Index depth, Index columns, PaddedRows padding = {},
+            Index depth_begin = 0) {
+    constexpr int lanes = Simd<T>::lanes, width = panel_width<T>();
+    for (Index first = 0; first < columns; first += width) {
+        const Index count = min_of<Index>(width, columns - first);
+        T* panel = packed + first * depth;
         if (source.col_stride == 1) {
+            const Index low = min_of<Index>(lanes, count), high = count - low;
             for (Index k = 0; k < depth; ++k) {
                 T* out = panel + k * width;
-                const T* in = &source(k, done);
-                if (padding.padded(depth_begin + k)) {
-                    std::memset(out, 0, count * sizeof(T));
-                } else if (count == width) {
-                    std::memcpy(out, in, width * sizeof(T));   // fixed size: two vector moves
-                } else {
-                    for (Index c = 0; c < count; ++c) out[c] = in[c];
-                }
+                const T* in = &source(k, first);
+                const bool padded = padding.padded(depth_begin + k);
+                store(out, padded ? Vec<T>{} : load_lanes(in, low));
+                store(out + lanes, padded || high == 0 ? Vec<T>{} : load_lanes(in + lanes, high));
             }
         } else {
+            if (count < width) std::memset(panel, 0, depth * width * sizeof(T));
             for (Index c = 0; c < count; ++c) {
-                const T* in = &source(0, done + c);
+                const T* in = &source(0, first + c);
                 for (Index k = 0; k < depth; ++k) panel[k * width + c] = in[k * source.row_stride];
             }
         }
-        done += count;
-    }
-    const Index end_lane = (column_offset + columns) % width;
-    if (end_lane != 0) {
-        T* panel = packed + (column_offset + columns) / width * panel_depth * width + row_offset * width;
-        for (Index k = 0; k < depth; ++k)
-            for (Index c = end_lane; c < width; ++c) panel[k * width + c] = T(0);
     }
 }
 
@@ -106,8 +95,9 @@ template <class T> struct ProductOutput {
     const T* bias;
 };
 
-// c[Rows, width] = start + A[Rows, depth] * panel[depth, width].
-template <class T, int Rows, ALayout Layout>
+// c[Rows, Vectors * lanes] = start + A[Rows, depth] * panel[depth, Vectors * lanes]: the whole
+// panel width (Vectors = 2), or its first vector (Vectors = 1) for a last panel that narrow.
+template <class T, int Rows, ALayout Layout, int Vectors>
 __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a, Index a_stride, Panel<T> panel,
                                                         const ProductOutput<T>& target) {
     constexpr int lanes = Simd<T>::lanes;
@@ -116,62 +106,63 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
     const Index ldc = target.ldc;
     const T* const start = target.accumulate ? c : target.bias;
     const Index start_stride = target.accumulate ? ldc : 0;
-    // One or two rows leave too few independent accumulators to hide the FMA latency: the
-    // depth is then split into interleaved partial sums, added in a fixed order at the end.
-    constexpr int split = Rows == 1 ? 4 : Rows == 2 ? 2 : 1;
-    Vec<T> acc0[split][Rows], acc1[split][Rows];
-    // Every loop over rows and partial sums unrolled: the accumulators then live in registers
-    // (a loop would let the compiler zero them with a memset on the stack and reload them).
+    // Fewer than six accumulators cannot hide the FMA latency: the depth is then split into
+    // interleaved partial sums, added in a fixed order at the end.
+    constexpr int tile_vectors = Rows * Vectors;
+    constexpr int split = tile_vectors >= 6 ? 1 : (8 + tile_vectors - 1) / tile_vectors;
+    Vec<T> acc[split][Rows][Vectors];
+    // Every loop over rows, vectors and partial sums unrolled: the accumulators then live in
+    // registers (a loop would let the compiler zero them with a memset on the stack and reload them).
 #pragma GCC unroll 8
     for (int s = 0; s < split; ++s) {
 #pragma GCC unroll 8
         for (int i = 0; i < Rows; ++i) {
-            const bool from_start = s == 0 && start;
-            acc0[s][i] = from_start ? load(start + i * start_stride) : Vec<T>{};
-            acc1[s][i] = from_start ? load(start + i * start_stride + lanes) : Vec<T>{};
+#pragma GCC unroll 2
+            for (int v = 0; v < Vectors; ++v)
+                acc[s][i][v] = s == 0 && start ? load(start + i * start_stride + v * lanes) : Vec<T>{};
         }
     }
-    auto update = [&](Index k, Vec<T>* sum0, Vec<T>* sum1) __attribute__((always_inline)) {
-        const Vec<T> b0 = load(panel.data + k * panel.stride);
-        const Vec<T> b1 = load(panel.data + k * panel.stride + lanes);
+    auto update = [&](Index k, Vec<T> (*sums)[Vectors]) __attribute__((always_inline)) {
+        Vec<T> b[Vectors];
+#pragma GCC unroll 2
+        for (int v = 0; v < Vectors; ++v) b[v] = load(panel.data + k * panel.stride + v * lanes);
 #pragma GCC unroll 8
         for (int i = 0; i < Rows; ++i) {
             const T value = Layout == ALayout::column ? a[k * a_stride + i] : a[i * a_stride + k];
             const Vec<T> a_ik = broadcast(value);
-            sum0[i] += a_ik * b0;
-            sum1[i] += a_ik * b1;
+#pragma GCC unroll 2
+            for (int v = 0; v < Vectors; ++v) sums[i][v] += a_ik * b[v];
         }
     };
     Index k = 0;
     for (; k + split <= depth; k += split) {
-#pragma GCC unroll 4
-        for (int s = 0; s < split; ++s) update(k + s, acc0[s], acc1[s]);
+#pragma GCC unroll 8
+        for (int s = 0; s < split; ++s) update(k + s, acc[s]);
     }
-    for (; k < depth; ++k) update(k, acc0[0], acc1[0]);
+    for (; k < depth; ++k) update(k, acc[0]);
 #pragma GCC unroll 8
     for (int i = 0; i < Rows; ++i) {
-#pragma GCC unroll 4
-        for (int s = 1; s < split; ++s) {
-            acc0[0][i] += acc0[s][i];
-            acc1[0][i] += acc1[s][i];
+#pragma GCC unroll 2
+        for (int v = 0; v < Vectors; ++v) {
+#pragma GCC unroll 8
+            for (int s = 1; s < split; ++s) acc[0][i][v] += acc[s][i][v];
+            store(c + i * ldc + v * lanes, acc[0][i][v]);
         }
-        store(c + i * ldc, acc0[0][i]);
-        store(c + i * ldc + lanes, acc1[0][i]);
     }
 }
 
 // micro_kernel for a run-time row count 1..kTileRows.
-template <class T, ALayout Layout>
+template <class T, ALayout Layout, int Vectors = 2>
 inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, Panel<T> panel,
                        const ProductOutput<T>& target) {
     switch (rows) {
-        case 1: micro_kernel<T, 1, Layout>(depth, a, a_stride, panel, target); break;
-        case 2: micro_kernel<T, 2, Layout>(depth, a, a_stride, panel, target); break;
-        case 3: micro_kernel<T, 3, Layout>(depth, a, a_stride, panel, target); break;
-        case 4: micro_kernel<T, 4, Layout>(depth, a, a_stride, panel, target); break;
+        case 1: micro_kernel<T, 1, Layout, Vectors>(depth, a, a_stride, panel, target); break;
+        case 2: micro_kernel<T, 2, Layout, Vectors>(depth, a, a_stride, panel, target); break;
+        case 3: micro_kernel<T, 3, Layout, Vectors>(depth, a, a_stride, panel, target); break;
+        case 4: micro_kernel<T, 4, Layout, Vectors>(depth, a, a_stride, panel, target); break;
 #if defined(__AVX2__)
-        case 5: micro_kernel<T, 5, Layout>(depth, a, a_stride, panel, target); break;
-        case 6: micro_kernel<T, 6, Layout>(depth, a, a_stride, panel, target); break;
+        case 5: micro_kernel<T, 5, Layout, Vectors>(depth, a, a_stride, panel, target); break;
+        case 6: micro_kernel<T, 6, Layout, Vectors>(depth, a, a_stride, panel, target); break;
 #endif
         default: break;
     }
@@ -180,15 +171,13 @@ inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, Pane
 // A scratch tile that starts from zero.
 template <class T> inline ProductOutput<T> fresh_tile(T* tile) { return {tile, panel_width<T>(), false, nullptr}; }
 
-// The tile for rows [row, row + rows) of a strided A, in whichever layout it has.
-template <class T>
-inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Index row, Index depth_begin, Panel<T> panel,
-                            const ProductOutput<T>& target) {
-    const T* origin = &a(row, depth_begin);
+// The tile for the first `rows` rows of a strided A, in whichever layout it has.
+template <class T, int Vectors>
+inline void micro_tile_view(Index rows, Index depth, MatrixView<T> a, Panel<T> panel, const ProductOutput<T>& target) {
     if (a.col_stride == 1) {
-        micro_tile<T, ALayout::row>(rows, depth, origin, a.row_stride, panel, target);
+        micro_tile<T, ALayout::row, Vectors>(rows, depth, a.data, a.row_stride, panel, target);
     } else {
-        micro_tile<T, ALayout::column>(rows, depth, origin, a.col_stride, panel, target);
+        micro_tile<T, ALayout::column, Vectors>(rows, depth, a.data, a.col_stride, panel, target);
     }
 }
 
@@ -259,7 +248,7 @@ void gemm_rows(const ProductOutput<T>& out, MatrixView<T> a, MatrixView<T> b, In
         const Index packed_begin = panels_in_place * width;
         const MatrixView<T> b_block{b.data + depth_begin * b.row_stride + packed_begin * b.col_stride, b.row_stride,
                                     b.col_stride};
-        pack_b(b_pack, block_depth, 0, 0, b_block, block_depth, columns - packed_begin, b_padding, depth_begin);
+        pack_b(b_pack, b_block, block_depth, columns - packed_begin, b_padding, depth_begin);
         for (Index block_row = row_begin; block_row < row_end; block_row += row_block<T>()) {
             const Index block_rows = min_of(row_block<T>(), row_end - block_row);
             const bool pack_a_block = panels >= kPanelsWorthPackingA &&
@@ -282,11 +271,14 @@ void gemm_rows(const ProductOutput<T>& out, MatrixView<T> a, MatrixView<T> b, In
                         whole ? ProductOutput<T>{out.c + (block_row + i) * out.ldc + first_column, out.ldc, accumulate,
                                               accumulate ? nullptr : bias}
                               : fresh_tile(tile);
-                    if (pack_a_block) {
-                        micro_tile<T, ALayout::column>(tile_rows, block_depth, a_pack + i * block_depth, kTileRows,
-                                                       panel, target);
+                    // Micro-panels of packed A are column-major with column stride kTileRows.
+                    const MatrixView<T> a_tile = pack_a_block ? MatrixView<T>{a_pack + i * block_depth, 1, kTileRows}
+                                                              : MatrixView<T>{&a(block_row + i, depth_begin),
+                                                                              a.row_stride, a.col_stride};
+                    if (tile_columns <= Simd<T>::lanes) {
+                        micro_tile_view<T, 1>(tile_rows, block_depth, a_tile, panel, target);
                     } else {
-                        micro_tile_view(tile_rows, block_depth, a, block_row + i, depth_begin, panel, target);
+                        micro_tile_view<T, 2>(tile_rows, block_depth, a_tile, panel, target);
                     }
                     if (whole) continue;
                     for (Index r = 0; r < tile_rows; ++r)

@@ -331,7 +331,7 @@ template <class Cell, class T> struct ForwardRun {
                 const Index direction = index / (G * P), g = index / P % G, u = index % P;
                 const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
                 const Index first = u * width, count = min_of<Index>(width, H - first);
-                pack_b(args.scratch + scratch.packed + direction * scratch.packed_size, H, 0, (g * P + u) * width,
+                pack_b(args.scratch + scratch.packed + direction * scratch.packed_size + (g * P + u) * width * H,
                        MatrixView<T>{w_hh + (g * H + first) * H, 1, H}, H, count);
             }
         }
@@ -526,7 +526,7 @@ template <class Cell, class T> struct BackwardRun {
             const Index direction = index / P, u = index % P;
             const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
             const Index first = u * width, count = min_of<Index>(width, H - first);
-            pack_b(packed(direction), GH, 0, first, MatrixView<T>{w_hh + first, H, 1}, GH, count);
+            pack_b(packed(direction) + first * GH, MatrixView<T>{w_hh + first, H, 1}, GH, count);
         }
         if (worker.thread != 0 || !dims.lstm) return;
         const Index state_values = dims.batch * H;
