@@ -32,7 +32,7 @@ class Case:
     def flops(self):
         """Multiply-adds x 2 of the matrix products the work needs, summed over layers:
             forward   2*T*B*G*H*(I_l + H)          (input and recurrent products)
-            backward  2*T*B*G*H*H                  (recurrent dh)
+            backward  2*(T-1)*B*G*H*H              (recurrent dh; none for h0: state_grad=False)
                     + 2*T*B*G*H*H                  (dW_hh)
                     + 2*T*B*G*H*I_l                (dW_ih)
                     + 2*T*B*G*H*I_l if layer > 0   (dx of the layer below; the input's dx is
@@ -46,7 +46,8 @@ class Case:
             inputs = self.layer_input_size(layer)
             total += rows * (inputs + self.hidden_size)
             if self.train:
-                total += rows * (2 * self.hidden_size + inputs + (inputs if layer > 0 else 0))
+                recurrent_dh = rows * self.hidden_size * (self.steps - 1) / self.steps
+                total += recurrent_dh + rows * (self.hidden_size + inputs + (inputs if layer > 0 else 0))
         return total * self.calls
 
     def with_steps(self, steps):

@@ -264,10 +264,10 @@ class NativeRun:
         return (self.weights, x, self._state(self.data.state), case.lengths_array, training,
                 case.layout == "batch_first", dropout, seed)
 
-    def backward_arguments(self, dy=None, grads=None, input_gradient=True):
+    def backward_arguments(self, dy=None, grads=None, input_gradient=True, state_gradient=True):
         dy = to_layout(self.case, (self.data.dy if dy is None else dy).astype(self.dtype))
         grads = np.zeros_like(self.weights) if grads is None else grads
-        return (self.weights, grads, dy, self._state(self.data.dstate), input_gradient)
+        return (self.weights, grads, dy, self._state(self.data.dstate), input_gradient, state_gradient)
 
     def forward_result(self, result):
         y, state_n = result
@@ -275,12 +275,15 @@ class NativeRun:
         return from_layout(self.case, y), state_from_layout(self.case, state_n)
 
     def backward_result(self, result, grads, grads_before):
-        """(dx, dstate0 tuple, grads dict): grads are what the call ADDED to the buffer."""
+        """(dx, dstate0 tuple, grads dict): grads are what the call ADDED to the buffer; dx and
+        dstate0 are None when skipped."""
         dx, dstate0 = result
         if dx is not None:
             assert dx.dtype == self.dtype
             dx = from_layout(self.case, dx)
-        return dx, state_from_layout(self.case, dstate0), unflatten(grads - grads_before, self.layout)
+        if dstate0 is not None:
+            dstate0 = state_from_layout(self.case, dstate0)
+        return dx, dstate0, unflatten(grads - grads_before, self.layout)
 
     def forward(self, **options):
         return self.forward_result(self.stack.forward(*self.forward_arguments(**options)))

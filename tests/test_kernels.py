@@ -148,18 +148,26 @@ def test_repeated_calls_on_one_stack(mode, linear_before_reset, isa):
 
 @cells
 @isas
-def test_input_gradient_can_be_skipped(mode, linear_before_reset, isa):
+@pytest.mark.parametrize("input_gradient, state_gradient", [(False, True), (True, False), (False, False)])
+def test_input_and_state_gradients_can_be_skipped(mode, linear_before_reset, isa, input_gradient, state_gradient):
     case = Case(mode, steps=3, batch=7, input_size=5, hidden_size=6, num_layers=2,
                 linear_before_reset=linear_before_reset, lengths=(3, 1, 2, 3, 3, 2, 1))
     data = make_data(case)
     run = NativeRun(case, data, np.float64, isa)
     run.forward()
-    dx, full_dstate0, full_grads = run.backward()
+    full_dx, full_dstate0, full_grads = run.backward()
     run.forward()
-    no_dx, dstate0, grads = run.backward(input_gradient=False)
-    assert dx is not None and no_dx is None
-    for part, full_part in zip(dstate0, full_dstate0):
-        np.testing.assert_array_equal(part, full_part)
+    dx, dstate0, grads = run.backward(input_gradient=input_gradient, state_gradient=state_gradient)
+    assert full_dx is not None and full_dstate0 is not None
+    if input_gradient:
+        np.testing.assert_array_equal(dx, full_dx)
+    else:
+        assert dx is None
+    if state_gradient:
+        for part, full_part in zip(dstate0, full_dstate0):
+            np.testing.assert_array_equal(part, full_part)
+    else:
+        assert dstate0 is None
     for name, grad in grads.items():
         np.testing.assert_array_equal(grad, full_grads[name], err_msg=name)
 

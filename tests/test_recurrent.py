@@ -130,3 +130,19 @@ def test_seed_fixes_initial_weights_in_pytorch_range():
         np.testing.assert_array_equal(value, second.params[name])
         assert np.abs(value).max() <= 1 / 3
     assert not np.array_equal(first.params["weight_ih_l0"], fastrnn.LSTM(2, 9, seed=6).params["weight_ih_l0"])
+
+
+@pytest.mark.parametrize("layer_class", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+def test_backward_skips_the_gradients_asked_not_to_compute(layer_class):
+    layer = layer_class(3, 5, num_layers=2, dtype="float64", seed=0)
+    x, dy = np.random.default_rng(0).normal(size=(4, 6, 3)), np.ones((4, 6, 5))
+    layer(x)
+    dx, dstate0 = layer.backward(dy)
+    assert dx.shape == x.shape
+    assert all(part.shape == (2, 6, 5) for part in (dstate0 if isinstance(dstate0, tuple) else (dstate0,)))
+    full = {name: grad.copy() for name, grad in layer.grads.items()}
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward(dy, input_grad=False, state_grad=False) == (None, None)
+    for name, grad in layer.grads.items():
+        np.testing.assert_array_equal(grad, full[name], err_msg=name)

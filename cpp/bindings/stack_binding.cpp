@@ -261,7 +261,8 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 
 template <class T>
 py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object, const py::object& dy_object,
-                                   const py::object& dstate, bool input_gradient, bool overwrite_grads) {
+                                   const py::object& dstate, bool input_gradient, bool state_gradient,
+                                   bool overwrite_grads) {
     if (!has_forward_)
         throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
                               "first (each forward supports one backward)");
@@ -279,10 +280,10 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
 
     BusyGuard busy(*this);
     const Index input_size = config_.input_size;
-    std::optional<Array> dx, dc0;
+    std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
-    Array dh0(state_shape(shape));
-    if (config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
+    if (state_gradient) dh0.emplace(state_shape(shape));
+    if (state_gradient && config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
     const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
 
     BackwardArgs<T> args{};
@@ -300,7 +301,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     args.dhn = data_or_null(dhn);
     args.dcn = data_or_null(dcn);
     args.dx = !dx ? nullptr : shape.batch_first ? staging + staged_dy : dx->mutable_data();
-    args.dh0 = dh0.mutable_data();
+    args.dh0 = dh0 ? dh0->mutable_data() : nullptr;
     args.dc0 = dc0 ? dc0->mutable_data() : nullptr;
     args.dropout = dropout_;
     args.dropout_seed = dropout_seed_;
@@ -322,7 +323,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     }
     forward_input_.reset();
     forward_lengths_.reset();
-    return py::make_tuple(dx ? py::object(*dx) : py::none(), make_state(dh0, dc0));
+    return py::make_tuple(dx ? py::object(*dx) : py::none(), dh0 ? make_state(*dh0, dc0) : py::none());
 }
 
 template <class T> void NativeStack<T>::step(const T* weights, const T* x, T* h, T* c, T* y, int threads) {

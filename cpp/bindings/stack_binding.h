@@ -73,10 +73,11 @@ public:
     py::tuple forward(const py::object& weights, const py::object& x, const py::object& state,
                       const py::object& lengths, bool training, bool batch_first, double dropout,
                       std::uint64_t dropout_seed);
-    // -> (dx or None, dstate0); adds the parameter gradients into grads, or overwrites them
-    // with overwrite_grads (the caller's lazy zero_grad).
+    // -> (dx or None, dstate0 or None): dx unless not input_gradient, dstate0 unless not
+    // state_gradient. Adds the parameter gradients into grads, or overwrites them with
+    // overwrite_grads (the caller's lazy zero_grad).
     py::tuple backward(const py::object& weights, const py::object& grads, const py::object& dy,
-                       const py::object& dstate, bool input_gradient, bool overwrite_grads);
+                       const py::object& dstate, bool input_gradient, bool state_gradient, bool overwrite_grads);
     // Forget the last training-mode forward: a later backward raises.
     void discard() { has_forward_ = false; }
     // For generation from C++, with the GIL released: one inference step at batch 1 from the
@@ -150,7 +151,7 @@ template <class T> void bind_native_stack(py::module_& m, const char* name) {
         .def("forward", &Stack::forward, py::arg("weights"), py::arg("x"), py::arg("state"), py::arg("lengths"),
              py::arg("training"), py::arg("batch_first"), py::arg("dropout"), py::arg("dropout_seed"))
         .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
-             py::arg("input_gradient"), py::arg("overwrite_grads") = false)
+             py::arg("input_gradient"), py::arg("state_gradient") = true, py::arg("overwrite_grads") = false)
         .def("discard", &Stack::discard)
         .def("parameter_layout", &Stack::parameter_layout)
         .def_property_readonly("parameter_count", &Stack::parameter_count)

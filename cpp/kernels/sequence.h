@@ -499,10 +499,12 @@ template <class Cell, class T> struct BackwardRun {
     }
 
     void run(const Worker& worker) {
+        // The iteration after the last step only computes dh0.
+        const Index iterations = dims.steps + (args.dh0 ? 1 : 0);
         for (Index layer = dims.layers - 1; layer >= 0; --layer) {
             prepare_layer(layer, worker);
             worker.barrier();
-            for (Index s = 0; s <= dims.steps; ++s) {
+            for (Index s = 0; s < iterations; ++s) {
                 step(layer, s, worker, false);
                 worker.barrier();
                 if (two_phase && s < dims.steps) {
@@ -680,7 +682,7 @@ template <class Cell, class T> struct BackwardRun {
     // rows, each split by output rows over the threads.
     void weight_gradients(Index layer, const Worker& worker) {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        if (dims.lstm && worker.thread == 0) {
+        if (args.dc0 && worker.thread == 0) {
             // The cell-state carry is dL/dc0 once the time loop is done.
             const Index state_values = B * H;
             for (Index direction = 0; direction < dims.directions; ++direction)

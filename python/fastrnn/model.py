@@ -137,7 +137,7 @@ class Sequential(Layer):
         for index in range(len(self.layers) - 1, self._first_trainable - 1, -1):
             layer = self.layers[index]
             if layer.recurrent:
-                grad, _ = layer.backward(grad, input_grad=index > self._first_trainable)
+                grad, _ = layer.backward(grad, input_grad=index > self._first_trainable, state_grad=False)
             else:
                 grad = layer.backward(grad)
 

@@ -48,14 +48,15 @@ class _Recurrent(Layer):
         return self._native.forward(self._parameters.values, x, state, lengths, self.training, self.batch_first,
                                     dropout, seed)
 
-    def backward(self, dy, dstate=None, input_grad=True):
+    def backward(self, dy, dstate=None, input_grad=True, state_grad=True):
         """dx, dstate0 = layer.backward(dy, dstate=None): backprop through time through the last
         training-mode forward. dy has the forward output's shape; dstate is the gradient
         w.r.t. state_n (None: zeros). Parameter gradients are ADDED into `grads`.
-        input_grad=False skips dx (returned as None), like an input that does not require grad.
+        input_grad=False skips dx and state_grad=False skips dstate0 (each returned as None),
+        like an input or initial state that does not require grad.
         """
         parameters = self._parameters
-        result = self._native.backward(parameters.values, parameters.grads, dy, dstate, input_grad,
+        result = self._native.backward(parameters.values, parameters.grads, dy, dstate, input_grad, state_grad,
                                        parameters.zero_pending)
         parameters.zero_pending = False
         return result

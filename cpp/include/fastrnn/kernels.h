@@ -39,8 +39,8 @@ template <class T> struct BackwardArgs {
     const T* dhn;                 // [L*D, B, H] or null: zeros
     const T* dcn;                 // lstm: [L*D, B, H] or null: zeros
     T* dx;                        // [T, B, input_size] or null: not needed
-    T* dh0;                       // [L*D, B, H]
-    T* dc0;                       // lstm: [L*D, B, H]
+    T* dh0;                       // [L*D, B, H] or null: not needed
+    T* dc0;                       // lstm: [L*D, B, H], null with dh0
     double dropout;                     // the forward's dropout and seed
     std::uint64_t dropout_seed;
     T* stored;                    // written by the forward; overwritten here
