@@ -191,19 +191,28 @@ def native_stack(case, dtype, isa):
     return stack
 
 
-def flatten(params, layout, dtype):
-    """The named tensors as the flat buffer `layout` ([(name, offset, shape)]) describes."""
-    assert [name for name, _, _ in layout] == list(params)
-    flat = np.full(sum(int(np.prod(shape)) for _, _, shape in layout), np.nan, dtype=dtype)
-    for name, offset, shape in layout:
-        assert params[name].shape == tuple(shape)
-        flat[offset:offset + params[name].size] = params[name].ravel()
-    assert not np.isnan(flat).any(), "the layout leaves a gap"
-    return flat
-
-
 def unflatten(flat, layout):
-    return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape) for name, offset, shape in layout}
+    """Named views of the flat buffer `layout` ([(name, offset, shape[, row_stride])]) describes:
+    rows of shape[-1] values, row_stride apart."""
+    views = {}
+    for name, offset, shape, *row_stride in layout:
+        stride = row_stride[0] if row_stride else shape[-1]
+        rows = int(np.prod(shape[:-1]))
+        assert stride >= shape[-1] and offset + rows * stride <= flat.size, name
+        views[name] = flat[offset:offset + rows * stride].reshape(*shape[:-1], stride)[..., :shape[-1]]
+    return views
+
+
+def flatten(params, layout, size, dtype):
+    """The named tensors in a flat buffer of `size` values laid out as `layout` says. Padding and
+    gaps are NaN: a kernel that read them would spread NaN into its results."""
+    flat = np.full(size, np.nan, dtype=dtype)
+    views = unflatten(flat, layout)
+    assert list(views) == list(params)
+    for name, view in views.items():
+        assert np.isnan(view).all(), f"{name} overlaps another tensor"
+        view[...] = params[name]
+    return flat
 
 
 def to_layout(case, sequence):
@@ -252,7 +261,8 @@ class NativeRun:
     def use(self, case, data):
         """Another case (same layer configuration) and its data for the next calls."""
         self.case, self.data = case, data
-        self.weights = flatten(data.params, self.layout, self.dtype)
+        self.weights = flatten(data.params, self.layout, self.stack.parameter_count, self.dtype)
+        self.padding = np.isnan(self.weights)   # values outside every tensor
 
     def _state(self, state):
         state = None if state is None else tuple(part.astype(self.dtype) for part in state)
@@ -283,6 +293,8 @@ class NativeRun:
             dx = from_layout(self.case, dx)
         if dstate0 is not None:
             dstate0 = state_from_layout(self.case, dstate0)
+        np.testing.assert_array_equal(grads[self.padding], grads_before[self.padding],
+                                      err_msg="backward wrote outside the gradient tensors")
         return dx, dstate0, unflatten(grads - grads_before, self.layout)
 
     def forward(self, **options):

@@ -146,3 +146,26 @@ def test_backward_skips_the_gradients_asked_not_to_compute(layer_class):
     assert layer.backward(dy, input_grad=False, state_grad=False) == (None, None)
     for name, grad in layer.grads.items():
         np.testing.assert_array_equal(grad, full[name], err_msg=name)
+
+
+def test_weight_rows_are_padded_and_the_padding_stays_zero():
+    layer = fastrnn.GRU(5, 9, num_layers=2, seed=0)
+    values, grads = layer.parameter_buffers()[0]
+    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1"):
+        view = layer.params[name]
+        assert np.shares_memory(view, values) and view.strides[0] % 32 == 0, name   # rows on 32-byte boundaries
+    state = layer.state_dict()
+    for view in layer.params.values():
+        view[...] = np.nan
+    padding = ~np.isnan(values)
+    assert padding.any() and not values[padding].any()
+    layer.load_state_dict(state)
+    optimizer = fastrnn.optim.Adam(lr=0.1, weight_decay=0.1)
+    x = np.random.default_rng(0).normal(size=(3, 2, 5)).astype(np.float32)
+    for _ in range(3):
+        layer.zero_grad()
+        layer(x)
+        layer.backward(np.ones((3, 2, 9), np.float32))
+        optimizer.step(layer.parameter_buffers())
+    assert not values[padding].any() and not grads[padding].any()
+    assert np.isfinite(values).all() and not np.array_equal(layer.params["weight_hh_l1"], state["weight_hh_l1"])

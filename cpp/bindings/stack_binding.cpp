@@ -351,8 +351,9 @@ template <class T> py::list NativeStack<T>::parameter_layout() const {
             const ParamOffsets o = param_offsets(config_, layer, direction);
             const std::string suffix = "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
             const Index input_size = config_.layer_input_size(layer);
-            layout.append(py::make_tuple("weight_ih" + suffix, o.weight_ih, py::make_tuple(GH, input_size)));
-            layout.append(py::make_tuple("weight_hh" + suffix, o.weight_hh, py::make_tuple(GH, H)));
+            layout.append(
+                py::make_tuple("weight_ih" + suffix, o.weight_ih, py::make_tuple(GH, input_size), o.ih_stride));
+            layout.append(py::make_tuple("weight_hh" + suffix, o.weight_hh, py::make_tuple(GH, H), o.hh_stride));
             if (config_.has_bias) {
                 layout.append(py::make_tuple("bias_ih" + suffix, o.bias_ih, py::make_tuple(GH)));
                 layout.append(py::make_tuple("bias_hh" + suffix, o.bias_hh, py::make_tuple(GH)));

@@ -89,7 +89,8 @@ public:
     int useful_threads(Index steps, Index batch, int available) const {
         return kernels_->useful_threads(config_, steps, batch, available);
     }
-    // [(name, offset, shape)] of the flat parameter buffer, in PyTorch's order.
+    // [(name, offset, shape[, row_stride])] of the flat parameter buffer, in PyTorch's order;
+    // weight rows are row_stride values apart (see ParamOffsets).
     py::list parameter_layout() const;
     Index parameter_count() const { return param_count(config_); }
     std::string isa() const { return isa_name(kernels_->isa); }

@@ -104,7 +104,8 @@ template <class T> struct LinearRun {
     static void forward_body(void* context, int thread, int team) {
         const LinearRun& run = *static_cast<LinearRun*>(context);
         const Worker worker{thread, team};
-        linear_rows(worker, run.y, run.n, run.x, run.w, run.bias, run.m, run.n, run.k, run.thread_scratch(worker));
+        linear_rows(worker, run.y, run.n, run.x, run.w, run.k, run.bias, run.m, run.n, run.k,
+                    run.thread_scratch(worker));
     }
 
     static void backward_body(void* context, int thread, int team) {

@@ -212,22 +212,22 @@ template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker&
     }
 }
 
-// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null): the input projection
-// and linear_forward. A few rows (generation) run as dot products on w as it is, outputs split
-// over the threads; more run as a packed product split by rows.
+// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
+// the input projection and linear_forward. A few rows (generation) run as dot products on w as
+// it is, outputs split over the threads; more run as a packed product split by rows.
 template <class T>
-inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, const T* bias, Index m,
-                        Index n, Index k, T* scratch) {
+inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, Index ldw, const T* bias,
+                        Index m, Index n, Index k, T* scratch) {
     if (m <= kDotRows) {
         const Range outputs = worker.share(n, Simd<T>::lanes);
-        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * k, k, outputs.end - outputs.begin, k);
+        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * ldw, ldw, outputs.end - outputs.begin, k);
         if (bias)
             for (Index row = 0; row < m; ++row)
                 for (Index j = outputs.begin; j < outputs.end; ++j) y[row * ldy + j] += bias[j];
         return;
     }
     const Range rows = worker.share(m, kTileRows);
-    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, k}, rows.begin,
+    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, rows.begin,
               rows.end, n, k, scratch);
 }
 
@@ -329,10 +329,11 @@ template <class Cell, class T> struct ForwardRun {
             const Range panels = worker.share(dims.directions * G * P, 1);
             for (Index index = panels.begin; index < panels.end; ++index) {
                 const Index direction = index / (G * P), g = index / P % G, u = index % P;
-                const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
+                const ParamOffsets o = offsets(layer, direction);
+                const T* w_hh = args.weights + o.weight_hh;
                 const Index first = u * width, count = min_of<Index>(width, H - first);
                 pack_b(args.scratch + scratch.packed + direction * scratch.packed_size + (g * P + u) * width * H,
-                       MatrixView<T>{w_hh + (g * H + first) * H, 1, H}, H, count);
+                       MatrixView<T>{w_hh + (g * H + first) * o.hh_stride, 1, o.hh_stride}, H, count);
             }
         }
         if (worker.thread != 0) return;
@@ -372,10 +373,10 @@ template <class Cell, class T> struct ForwardRun {
         const T* input = layer_input(layer);
         T* gates_buffer = gates(layer);
         for (Index direction = 0; direction < dims.directions; ++direction) {
-            const T* w_ih = args.weights + offsets(layer, direction).weight_ih;
+            const ParamOffsets o = offsets(layer, direction);
             const T* bias = args.scratch + scratch.bias + direction * GH;
-            linear_rows(worker, gates_buffer + direction * GH, dims.gates_ld(), input, w_ih, bias, rows, GH,
-                        input_size, gemm_scratch(worker.thread));
+            linear_rows(worker, gates_buffer + direction * GH, dims.gates_ld(), input, args.weights + o.weight_ih,
+                        o.ih_stride, bias, rows, GH, input_size, gemm_scratch(worker.thread));
         }
     }
 
@@ -423,7 +424,8 @@ template <class Cell, class T> struct ForwardRun {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
             for (Index g = first_gate; g < gate_end; ++g) {
                 if (dot) {
-                    dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * H, H, units, H);
+                    dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * o.hh_stride,
+                             o.hh_stride, units, H);
                 } else {
                     micro_tile<T, ALayout::row>(rows, H, a + row * H, H, packed_panel(packed + (g * P + u) * H * width),
                                                 fresh_tile(tile + g * gate_stride));
@@ -526,9 +528,10 @@ template <class Cell, class T> struct BackwardRun {
         const Range panels = worker.share(dot ? 0 : dims.directions * P, 1);
         for (Index index = panels.begin; index < panels.end; ++index) {
             const Index direction = index / P, u = index % P;
-            const T* w_hh = args.weights + offsets(layer, direction).weight_hh;
+            const ParamOffsets o = offsets(layer, direction);
             const Index first = u * width, count = min_of<Index>(width, H - first);
-            pack_b(packed(direction) + first * GH, MatrixView<T>{w_hh + first, H, 1}, GH, count);
+            const MatrixView<T> columns{args.weights + o.weight_hh + first, o.hh_stride, 1};
+            pack_b(packed(direction) + first * GH, columns, GH, count);
         }
         if (worker.thread != 0 || !dims.lstm) return;
         const Index state_values = dims.batch * H;
@@ -564,13 +567,15 @@ template <class Cell, class T> struct BackwardRun {
                           direction * B * scratch.products_ld;
             if (reset_phase || s > 0) {   // s = 0 starts from dhn
                 const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
-                const T* w_hh = args.weights + offsets(layer, direction).weight_hh + unit0;
+                const ParamOffsets o = offsets(layer, direction);
+                const T* w_hh = args.weights + o.weight_hh + unit0;
                 Segment<T> segments[2];
                 const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
                 for (Index r = 0; r < B; ++r)
                     for (int g = 0; g < count; ++g)
                         gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
-                                 w_hh + segments[g].panel_offset * H, H, units, segments[g].depth, g > 0);
+                                 w_hh + segments[g].panel_offset * o.hh_stride, o.hh_stride, units, segments[g].depth,
+                                 g > 0);
             }
             for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
             item += end - first;
@@ -700,7 +705,7 @@ template <class Cell, class T> struct BackwardRun {
             const MatrixView<T> h_prev_rows{h_prev, H, 1};
             const Range gate_rows = worker.share(GH, kTileRows);
             const bool accumulate = !args.overwrite_grads;
-            gemm_rows(ProductOutput<T>{args.grads + o.weight_ih, input_size, accumulate, nullptr}, dgates_t,
+            gemm_rows(ProductOutput<T>{args.grads + o.weight_ih, o.ih_stride, accumulate, nullptr}, dgates_t,
                       MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
                       rows, gemm_scratch(worker.thread), padding);
             T* dw_hh = args.grads + o.weight_hh;
@@ -708,18 +713,18 @@ template <class Cell, class T> struct BackwardRun {
                 // r and z rows multiply h_{t-1}; the n rows are dn*r times h_{t-1} (linear before
                 // reset) or dn times r*h_{t-1}.
                 const Range rz = worker.share(2 * H, kTileRows);
-                gemm_rows(ProductOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin, rz.end, H, rows,
-                          gemm_scratch(worker.thread), padding);
+                gemm_rows(ProductOutput<T>{dw_hh, o.hh_stride, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin,
+                          rz.end, H, rows, gemm_scratch(worker.thread), padding);
                 const Range n = worker.share(H, kTileRows);
                 const bool lbr = dims.config.linear_before_reset;
                 const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
                                             : MatrixView<T>{dgates + 2 * H, 1, ld};
                 const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-                gemm_rows(ProductOutput<T>{dw_hh + 2 * H * H, H, accumulate, nullptr}, a, b, n.begin, n.end, H, rows,
-                          gemm_scratch(worker.thread), padding);
+                gemm_rows(ProductOutput<T>{dw_hh + 2 * H * o.hh_stride, o.hh_stride, accumulate, nullptr}, a, b,
+                          n.begin, n.end, H, rows, gemm_scratch(worker.thread), padding);
             } else {
-                gemm_rows(ProductOutput<T>{dw_hh, H, accumulate, nullptr}, dgates_t, h_prev_rows, gate_rows.begin,
-                          gate_rows.end, H, rows, gemm_scratch(worker.thread), padding);
+                gemm_rows(ProductOutput<T>{dw_hh, o.hh_stride, accumulate, nullptr}, dgates_t, h_prev_rows,
+                          gate_rows.begin, gate_rows.end, H, rows, gemm_scratch(worker.thread), padding);
             }
             if (o.bias_ih >= 0) bias_gradients(layer, direction, o, worker);
         }
@@ -757,10 +762,11 @@ template <class Cell, class T> struct BackwardRun {
         const Range columns = split_columns ? worker.share(input_size, panel_width<T>()) : Range{0, input_size};
         if (columns.begin == columns.end) return;
         for (Index direction = 0; direction < dims.directions; ++direction) {
-            const T* w_ih = args.weights + offsets(layer, direction).weight_ih;
+            const ParamOffsets o = offsets(layer, direction);
+            const T* w_ih = args.weights + o.weight_ih;
             gemm_rows(ProductOutput<T>{dx + columns.begin, input_size, direction > 0, nullptr},
                       MatrixView<T>{gates(layer) + direction * GH, ld, 1},
-                      MatrixView<T>{w_ih + columns.begin, input_size, 1}, rows.begin, rows.end,
+                      MatrixView<T>{w_ih + columns.begin, o.ih_stride, 1}, rows.begin, rows.end,
                       columns.end - columns.begin, GH, gemm_scratch(worker.thread));
         }
         if (layer == 0 || args.dropout <= 0) return;

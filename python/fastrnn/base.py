@@ -107,14 +107,21 @@ def aligned_zeros(size, dtype, alignment=64):
 class Parameters:
     """A flat parameter buffer and its gradient buffer, with named views of both.
 
-    layout: [(name, offset, shape)]; offsets may leave gaps (alignment), which stay zero.
+    layout: [(name, offset, shape[, row_stride])]; a 2-D tensor with a row_stride longer than its
+    rows is a strided view (rows padded for aligned vector loads). Gaps between tensors and the
+    padding of rows (alignment) stay zero. size: the buffer's length when it runs on past the
+    last tensor (None: it ends there).
     """
 
-    def __init__(self, layout, dtype):
+    def __init__(self, layout, dtype, size=None):
         self.dtype = np.dtype(dtype)
-        self.layout = [(name, int(offset), tuple(shape)) for name, offset, shape in layout]
-        self.size = max((offset + int(np.prod(shape)) for _, offset, shape in self.layout), default=0)
-        self.shapes = {name: shape for name, _, shape in self.layout}
+        self.layout = []
+        for name, offset, shape, *row_stride in layout:
+            shape = tuple(int(n) for n in shape)
+            self.layout.append((name, int(offset), shape, int(row_stride[0]) if row_stride else shape[-1]))
+        self.size = max((offset + self._extent(shape, stride) for _, offset, shape, stride in self.layout), default=0)
+        self.size = max(self.size, size or 0)
+        self.shapes = {name: shape for name, _, shape, _ in self.layout}
         self.values = aligned_zeros(self.size, self.dtype)
         self.grads = aligned_zeros(self.size, self.dtype)
         # zero_grad() on a layer whose backward can overwrite only sets this: the next backward
@@ -152,9 +159,17 @@ class Parameters:
         self.value_views = ParameterDict(self._views(self.values))
         self.grad_views = ParameterDict(self._views(self.grads), before_read=self.settle_grads)
 
+    @staticmethod
+    def _extent(shape, row_stride):
+        """Values a tensor spans in the buffer, its last row's padding included."""
+        return int(np.prod(shape[:-1])) * row_stride
+
     def _views(self, buffer):
-        return {name: buffer[offset:offset + int(np.prod(shape))].reshape(shape)
-                for name, offset, shape in self.layout}
+        views = {}
+        for name, offset, shape, stride in self.layout:
+            rows = buffer[offset:offset + self._extent(shape, stride)].reshape(shape[:-1] + (stride,))
+            views[name] = rows[..., :shape[-1]]
+        return views
 
     def state_dict(self):
         return {name: view.copy() for name, view in self.value_views.items()}
@@ -239,8 +254,8 @@ class Layer:
         """PyTorch's default initialisation: every parameter U(-1/sqrt(fan), 1/sqrt(fan)), drawn
         from the layer's generator `self._rng`."""
         bound = 1.0 / np.sqrt(fan)
-        values = self._parameters.values
-        values[...] = self._rng.uniform(-bound, bound, values.shape)
+        for view in self._parameters.value_views.values():   # in order; padding stays zero
+            view[...] = self._rng.uniform(-bound, bound, view.shape)
 
     def _keep(self, *values):
         if self.training:

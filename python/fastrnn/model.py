@@ -100,7 +100,8 @@ class Sequential(Layer):
             if layer._parameters is None:
                 continue
             offset = -(-offset // alignment) * alignment
-            layout += [(f"{index}.{name}", offset + start, shape) for name, start, shape in layer._parameters.layout]
+            layout += [(f"{index}.{name}", offset + start, shape, stride)
+                       for name, start, shape, stride in layer._parameters.layout]
             placements.append((layer._parameters, offset))
             offset += layer._parameters.size
         if not layout:

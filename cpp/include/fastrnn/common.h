@@ -40,9 +40,15 @@ struct StackConfig {
 
 // Offsets of one layer-direction's tensors inside the flat parameter buffer. The buffer holds,
 // for each layer then direction, weight_ih [G*H, in], weight_hh [G*H, H], then (with bias)
-// bias_ih [G*H] and bias_hh [G*H]: PyTorch's order and shapes.
+// bias_ih [G*H] and bias_hh [G*H]: PyTorch's order and shapes. Padding keeps vector loads off
+// cache-line boundaries: every tensor starts on a multiple of kTensorAlignment values and
+// every weight row on a multiple of kRowAlignment (row strides ih_stride >= in, hh_stride >= H).
+// Kernels never read the padding.
+constexpr Index kRowAlignment = 8, kTensorAlignment = 16;
+
 struct ParamOffsets {
     Index weight_ih, weight_hh, bias_ih, bias_hh;   // bias offsets are -1 without bias
+    Index ih_stride, hh_stride;                     // row strides of weight_ih and weight_hh
 };
 
 ParamOffsets param_offsets(const StackConfig& config, Index layer, Index direction);
