@@ -44,6 +44,19 @@ def test_dense_backward(shape, bias):
     backward_check(layer, np.random.default_rng(2).normal(size=shape))
 
 
+def test_dense_backward_can_skip_the_input_gradient():
+    layer = Dense(3, 2, dtype="float64", seed=0)
+    x, dy = np.random.default_rng(3).normal(size=(2, 4, 3)), np.ones((2, 4, 2))
+    layer(x)
+    assert layer.backward(dy).shape == x.shape
+    full = {name: grad.copy() for name, grad in layer.grads.items()}
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward(dy, input_grad=False) is None
+    for name, grad in layer.grads.items():
+        np.testing.assert_array_equal(grad, full[name], err_msg=name)
+
+
 def test_dense_default_is_float32_and_converts_its_input():
     layer = Dense(3, 2)
     y = layer(np.ones((2, 3), dtype=np.float64))

@@ -30,8 +30,9 @@ class Embedding(Layer):
         self._keep(ids)
         return self.params["weight"][ids]
 
-    def backward(self, dy):
-        """Adds into the gradient of the rows that were looked up; ids have no gradient (None)."""
+    def backward(self, dy, input_grad=True):
+        """Adds into the gradient of the rows that were looked up; ids have no gradient (None,
+        whatever input_grad says)."""
         (ids,) = self._take_kept()
         np.add.at(self.grads["weight"], ids.ravel(), dy.reshape(-1, self.embedding_dim))
         return None
@@ -106,13 +107,14 @@ class Dense(Layer):
         self._keep(rows)
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """dx; input_grad=False skips it (returns None), like an input that does not require grad."""
         (rows,) = self._take_kept()
         dy_rows = dy.reshape(-1, self.out_features)
         grads = self.grads
         dx = self._native_backward(dy_rows, rows, self.params["weight"], grads["weight"],
-                                   grads["bias"] if self.bias else None, True)
-        return dx.reshape(dy.shape[:-1] + (self.in_features,))
+                                   grads["bias"] if self.bias else None, input_grad)
+        return None if dx is None else dx.reshape(dy.shape[:-1] + (self.in_features,))
 
     def output_features(self, input_features):
         if input_features not in (None, self.in_features):

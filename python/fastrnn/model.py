@@ -137,10 +137,13 @@ class Sequential(Layer):
         grad = doutput
         for index in range(len(self.layers) - 1, self._first_trainable - 1, -1):
             layer = self.layers[index]
+            input_grad = index > self._first_trainable
             if layer.recurrent:
-                grad, _ = layer.backward(grad, input_grad=index > self._first_trainable, state_grad=False)
-            else:
+                grad, _ = layer.backward(grad, input_grad=input_grad, state_grad=False)
+            elif input_grad:
                 grad = layer.backward(grad)
+            else:
+                layer.backward(grad, input_grad=False)
 
     def train(self, mode=True):
         for layer in self.layers:
