@@ -104,6 +104,15 @@ def test_layers_share_one_model_buffer():
     assert list(model.state_dict())[:2] == ["1.weight_ih_l0", "1.weight_hh_l0"]
 
 
+def test_a_recurrent_last_layer_with_padded_rows_shares_the_model_buffer():
+    gru = GRU(3, 25, batch_first=True, seed=0)   # rows and biases padded: its buffer runs past its last tensor
+    state = gru.state_dict()
+    model = Sequential([gru])
+    assert np.shares_memory(gru._parameters.values, model._parameters.values)
+    for name, value in state.items():
+        np.testing.assert_array_equal(model.params[f"0.{name}"], value)
+
+
 def hihello():
     vocabulary = Vocabulary("hielo")
     x, y = vocabulary.encode("hihell")[None], vocabulary.encode("ihello")[None]

@@ -106,7 +106,7 @@ class Sequential(Layer):
             offset += layer._parameters.size
         if not layout:
             return None
-        model = Parameters(layout, self.dtype)
+        model = Parameters(layout, self.dtype, offset)   # the last layer's buffer may run past its last tensor
         for parameters, start in placements:
             model.adopt(parameters, start)
         return model
