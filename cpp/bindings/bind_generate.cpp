@@ -93,11 +93,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
         const Index width = config.directions * config.hidden_size;
         Layer<T> layer{&stack, nullptr, stack.useful_threads(1, 1, threads), std::vector<T>(state_size),
                        std::vector<T>(state_size), std::vector<T>(width)};
-        const py::array w = py::reinterpret_borrow<py::array>(weights[i]);
-        if (!py::isinstance<py::array>(weights[i]) || !w.dtype().is(py::dtype::of<T>()) || w.ndim() != 1 ||
-            w.shape(0) != stack.parameter_count() || !(w.flags() & py::array::c_style))
-            throw py::value_error("weights[" + std::to_string(i) + "]: expected the layer's flat parameter buffer");
-        layer.weights = static_cast<const T*>(w.data());
+        layer.weights = stack.flat_parameters(weights[i], ("weights[" + std::to_string(i) + "]").c_str(), false);
         // The state after the prime: h, or (h, c) for an LSTM, each (L*D, 1, H); None means zeros.
         const py::object state = states[i];
         const bool lstm = config.kind == CellKind::lstm;

@@ -94,13 +94,9 @@ public:
     py::list parameter_layout() const;
     Index parameter_count() const { return param_count(config_); }
     std::string isa() const { return isa_name(kernels_->isa); }
+    // The flat parameter buffer `object` as a pointer, or TypeError/ValueError naming `name`.
+    const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
 
-private:
-    struct Shape {
-        Index steps, batch;
-        bool batched, batch_first;
-    };
-public:
     // Sets busy while a call runs without the GIL, so a second thread gets an error, not a race.
     struct BusyGuard {
         bool& flag;
@@ -112,6 +108,11 @@ public:
     };
 
 private:
+    struct Shape {
+        Index steps, batch;
+        bool batched, batch_first;
+    };
+
     StackConfig config_;
     const KernelTable<T>* kernels_;
     Workspace<T> stored_, scratch_, staging_;
@@ -127,13 +128,10 @@ private:
     Index states() const { return config_.num_layers * config_.directions; }
     std::vector<Index> sequence_shape(const Shape& shape, Index features) const;
     std::vector<Index> state_shape(const Shape& shape) const;
-    const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
     Array state_array(const py::object& object, const std::string& name, const Shape& shape) const;
     void parse_state(const py::object& state, const char* name, const Shape& shape, std::optional<Array>& h,
                      std::optional<Array>& c) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
-
-
 };
 
 extern template class NativeStack<float>;

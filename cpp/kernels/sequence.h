@@ -212,26 +212,8 @@ template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker&
     }
 }
 
-// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
-// the input projection and linear_forward. A few rows (generation) run as dot products on w as
-// it is, outputs split over the threads; more run as a packed product split by rows.
-template <class T>
-inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, Index ldw, const T* bias,
-                        Index m, Index n, Index k, T* scratch) {
-    if (m <= kDotRows) {
-        const Range outputs = worker.share(n, Simd<T>::lanes);
-        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * ldw, ldw, outputs.end - outputs.begin, k);
-        if (bias)
-            for (Index row = 0; row < m; ++row)
-                for (Index j = outputs.begin; j < outputs.end; ++j) y[row * ldy + j] += bias[j];
-        return;
-    }
-    const Range rows = worker.share(m, kTileRows);
-    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, rows.begin,
-              rows.end, n, k, scratch);
-}
-
-// target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld).
+// target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld; a
+// source_ld of 0 adds one row to every row).
 template <class T>
 inline void add_rows(T* target, Index target_ld, const T* source, Index source_ld, Index rows, Index columns) {
     constexpr Index lanes = Simd<T>::lanes;
@@ -242,6 +224,24 @@ inline void add_rows(T* target, Index target_ld, const T* source, Index source_l
             store_partial(out, load_lanes(out, n) + load_lanes(source + r * source_ld + j, n), n);
         }
     }
+}
+
+// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
+// the input projection and linear_forward. A few rows (generation) run as dot products on w as
+// it is, outputs split over the threads; more run as a packed product split by rows.
+template <class T>
+inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, Index ldw, const T* bias,
+                        Index m, Index n, Index k, T* scratch) {
+    if (m <= kDotRows) {
+        const Range outputs = worker.share(n, Simd<T>::lanes);
+        const Index count = outputs.end - outputs.begin;
+        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * ldw, ldw, count, k);
+        if (bias) add_rows(y + outputs.begin, ldy, bias + outputs.begin, 0, m, count);
+        return;
+    }
+    const Range rows = worker.share(m, kTileRows);
+    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, rows.begin,
+              rows.end, n, k, scratch);
 }
 
 // sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added

@@ -27,7 +27,7 @@ namespace {
 
 // A pause is tens of cycles: a few hundred spins cover the microseconds between time steps.
 constexpr int kSpinsBeforeYield = 1000;
-// Idle workers give up their core after about 30 microseconds.
+// Idle workers give up their core after about 12 microseconds (a pause takes ~25 ns on Zen 3).
 constexpr int kSpinsBeforeSleep = 500;
 // How long a run waits for its workers to start: at least kMinimumAdmission, at most
 // kMaximumAdmission, else kAdmissionShare of its single-thread time at kFlopsPerSecond. A
