@@ -193,22 +193,17 @@ inline void segment_product(Index rows, const Segment<T>* segments, int count, P
 }
 
 // Calls tile(direction, unit_panel, row_begin, row_end) for this thread's share of one time
-// step. Rows are cut into chunks (multiples of kTileRows) only when there are too few unit panels
-// to share out; items run chunk by chunk, so each thread takes whole chunks across all panels
-// (panels differ in width, chunks hardly at all).
+// step. Rows are cut into chunks (of whole kTileRows tiles, as even as they go) only when there
+// are too few unit panels to share out; items run chunk by chunk, so each thread takes whole
+// chunks across all panels (panels differ in width, chunks hardly at all).
 template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker& worker, Tile&& tile) {
     const Index per_chunk = dims.directions * dims.panels;
-    Index chunk_rows = dims.batch;
-    if (worker.team > 1 && per_chunk < 2 * worker.team) {
-        const Index chunks = (2 * worker.team + per_chunk - 1) / per_chunk;
-        const Index rows = (dims.batch + chunks - 1) / chunks;
-        chunk_rows = max_of<Index>(kTileRows, (rows + kTileRows - 1) / kTileRows * kTileRows);
-    }
-    const Index chunks = (dims.batch + chunk_rows - 1) / chunk_rows;
+    const Index chunks = worker.team > 1 && per_chunk < 2 * worker.team ? (2 * worker.team + per_chunk - 1) / per_chunk : 1;
     const Range items = worker.share(chunks * per_chunk, 1);
     for (Index item = items.begin; item < items.end; ++item) {
         const Index chunk = item / per_chunk, direction = item % per_chunk / dims.panels, u = item % dims.panels;
-        tile(direction, u, chunk * chunk_rows, min_of(dims.batch, (chunk + 1) * chunk_rows));
+        const Range rows = split_range(dims.batch, int(chunk), int(chunks), kTileRows);
+        if (rows.begin < rows.end) tile(direction, u, rows.begin, rows.end);
     }
 }
 
