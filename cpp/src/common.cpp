@@ -20,27 +20,38 @@ static Index tensor_size(Index count) {
     return round_up(count, kTensorAlignment);
 }
 
-static Index layer_direction_size(const StackConfig& config, Index layer) {
+// The tensors of one layer-direction's block of the buffer when it starts at `begin`, and the
+// values the block occupies (padding included).
+namespace {
+struct Block {
+    ParamOffsets offsets;
+    Index size;
+};
+}  // namespace
+
+static Block layer_direction_block(const StackConfig& config, Index layer, Index begin) {
     const Index gate_rows = config.gates() * config.hidden_size;
-    return tensor_size(gate_rows * round_up(config.layer_input_size(layer), kRowAlignment)) +
-           tensor_size(gate_rows * round_up(config.hidden_size, kRowAlignment)) +
-           (config.has_bias ? 2 * tensor_size(gate_rows) : 0);
+    ParamOffsets o;
+    o.ih_stride = round_up(config.layer_input_size(layer), kRowAlignment);
+    o.hh_stride = round_up(config.hidden_size, kRowAlignment);
+    o.weight_ih = begin;
+    o.weight_hh = o.weight_ih + tensor_size(gate_rows * o.ih_stride);
+    const Index weights_end = o.weight_hh + tensor_size(gate_rows * o.hh_stride);
+    o.bias_ih = config.has_bias ? weights_end : -1;
+    o.bias_hh = config.has_bias ? weights_end + tensor_size(gate_rows) : -1;
+    const Index end = config.has_bias ? o.bias_hh + tensor_size(gate_rows) : weights_end;
+    return {o, end - begin};
+}
+
+static Index layer_direction_size(const StackConfig& config, Index layer) {
+    return layer_direction_block(config, layer, 0).size;
 }
 
 ParamOffsets param_offsets(const StackConfig& config, Index layer, Index direction) {
     Index offset = 0;
     for (Index l = 0; l < layer; ++l) offset += config.directions * layer_direction_size(config, l);
     offset += direction * layer_direction_size(config, layer);
-    const Index gate_rows = config.gates() * config.hidden_size;
-    ParamOffsets result;
-    result.ih_stride = round_up(config.layer_input_size(layer), kRowAlignment);
-    result.hh_stride = round_up(config.hidden_size, kRowAlignment);
-    result.weight_ih = offset;
-    result.weight_hh = offset + tensor_size(gate_rows * result.ih_stride);
-    const Index bias_begin = result.weight_hh + tensor_size(gate_rows * result.hh_stride);
-    result.bias_ih = config.has_bias ? bias_begin : -1;
-    result.bias_hh = config.has_bias ? bias_begin + tensor_size(gate_rows) : -1;
-    return result;
+    return layer_direction_block(config, layer, offset).offsets;
 }
 
 Index param_count(const StackConfig& config) {
