@@ -18,8 +18,8 @@ template <class T> struct ForwardArgs {
     T* y;                         // [T, B, D*H]
     T* hn;                        // [L*D, B, H]; may be h0 itself (each layer reads its h0 first)
     T* cn;                        // lstm: [L*D, B, H]; may be c0 itself
-    bool training;                  // keep activations in `stored` for backward
-    double dropout;                     // training: drop probability between layers
+    bool training;                // keep activations in `stored` for backward
+    double dropout;               // training: drop probability between layers
     std::uint64_t dropout_seed;
     T* stored;                    // training: stored_size() values
     T* scratch;                   // forward_scratch_size() values
@@ -31,8 +31,8 @@ template <class T> struct BackwardArgs {
     StackConfig config;
     Index steps, batch;
     const T* weights;
-    T* grads;                       // flat, same layout as weights; ADDED into, or
-    bool overwrite_grads;           //   overwritten when set (the caller zeroed them lazily)
+    T* grads;                     // flat, same layout as weights; ADDED into, or overwritten
+    bool overwrite_grads;         // when set (the caller zeroed them lazily)
     const T* x;                   // the forward's x [T, B, input_size]
     const std::int64_t* lengths;  // the forward's lengths or null
     const T* dy;                  // [T, B, D*H]
@@ -41,7 +41,7 @@ template <class T> struct BackwardArgs {
     T* dx;                        // [T, B, input_size] or null: not needed
     T* dh0;                       // [L*D, B, H] or null: not needed
     T* dc0;                       // lstm: [L*D, B, H], null with dh0
-    double dropout;                     // the forward's dropout and seed
+    double dropout;               // the forward's dropout and seed
     std::uint64_t dropout_seed;
     T* stored;                    // written by the forward; overwritten here
     T* scratch;                   // backward_scratch_size() values
