@@ -404,7 +404,7 @@ template <class Cell, class T> struct ForwardRun {
         alignas(64) T tile[4 * kTileRows * width];
         if (dot && units < width) std::memset(tile, 0, sizeof tile);
 
-        ForwardTile<T> f;
+        ForwardTile<T> f{};
         f.units = units;
         f.hidden = H;
         f.recurrent = tile;
@@ -628,7 +628,7 @@ template <class Cell, class T> struct BackwardRun {
             }
         }
 
-        BackwardTile<T> b;
+        BackwardTile<T> b{};
         b.units = units;
         b.hidden = H;
         b.product_ld = tile_ld;
