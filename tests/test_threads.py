@@ -108,23 +108,29 @@ def test_thread_count_api(restore_threads):
     for threads in (1, 3, 2):
         fastrnn.set_num_threads(threads)
         assert fastrnn.get_num_threads() == threads
-    for bad in (0, -2):
+    for bad in (0, -2, fastrnn._core.max_threads + 1, 2**40):
         with pytest.raises(ValueError, match="threads"):
             fastrnn.set_num_threads(bad)
-    for bad in ("2", 2.5, None):
-        with pytest.raises(TypeError):
+    for bad in ("2", 2.5, None, True):
+        with pytest.raises(TypeError, match="threads"):
             fastrnn.set_num_threads(bad)
     assert fastrnn.get_num_threads() == 2
+    fastrnn.set_num_threads(np.int64(fastrnn._core.max_threads))
+    assert fastrnn.get_num_threads() == fastrnn._core.max_threads
+
+
+def start_python(code, **environment):
+    """`code` run in a fresh interpreter whose environment has these FASTRNN_* variables (and
+    no others): the completed process."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FASTRNN_")}
+    env.update(environment)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          check=True)
 
 
 def run_python(code, **environment):
-    """Output of `code` in a fresh interpreter whose environment has these FASTRNN_*
-    variables (and no others)."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("FASTRNN_")}
-    env.update(environment)
-    completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                               check=True)
-    return completed.stdout.split()
+    """The words `code` prints, run as start_python runs it."""
+    return start_python(code, **environment).stdout.split()
 
 
 STARTUP = "import fastrnn; print(fastrnn.get_num_threads(), fastrnn.kernel_isa(), fastrnn.LSTM(2, 3)._native.isa)"
@@ -136,3 +142,11 @@ def test_environment_sets_defaults():
     assert run_python(STARTUP, FASTRNN_NUM_THREADS="3", FASTRNN_ISA="portable") == ["3", "portable", "portable"]
     threads, isa, _ = run_python(STARTUP)
     assert int(threads) >= 1 and isa == best
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-3", "1.5", "5abc", "99999999999", ""])
+def test_environment_thread_count_not_a_count_warns(text):
+    code = "import fastrnn; print(fastrnn.get_num_threads())"
+    completed = start_python(code, FASTRNN_NUM_THREADS=text)
+    assert completed.stdout.split() == run_python(code)
+    assert "RuntimeWarning: FASTRNN_NUM_THREADS=" in completed.stderr and "ignored" in completed.stderr

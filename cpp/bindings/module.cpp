@@ -64,10 +64,13 @@ PYBIND11_MODULE(_core, m) {
     bind_linear(m);
     bind_generate(m);
     m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+    m.attr("max_threads") = kMaxThreads;
     m.def(
         "set_num_threads",
         [](int threads) {
-            if (threads < 1) throw py::value_error("threads: expected a positive integer, got " + std::to_string(threads));
+            if (threads < 1 || threads > kMaxThreads)
+                throw py::value_error("threads: expected 1 to " + std::to_string(kMaxThreads) + ", got " +
+                                      std::to_string(threads));
             set_num_threads(threads);
         },
         py::arg("threads"), "Set the number of threads the kernels may use.");

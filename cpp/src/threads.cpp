@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -48,14 +47,10 @@ inline void spin_wait(int spins) {
 }
 
 int default_threads() {
-    if (const char* text = std::getenv("FASTRNN_NUM_THREADS")) {
-        const int requested = std::atoi(text);
-        if (requested >= 1) return requested;
-    }
-    return std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kMaxThreads)));
 }
 
-std::atomic<int> configured_threads{0};   // 0: not read from the environment yet
+std::atomic<int> configured_threads{0};   // 0: not set yet, the hardware's
 
 class Pool {
 public:
@@ -174,7 +169,7 @@ int get_num_threads() {
 }
 
 void set_num_threads(int threads) {
-    configured_threads.store(std::max(1, threads), std::memory_order_relaxed);
+    configured_threads.store(std::clamp(threads, 1, kMaxThreads), std::memory_order_relaxed);
 }
 
 void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context, double flops) {

@@ -4,9 +4,13 @@
 
 namespace fastrnn {
 
-// Threads kernels may use: set_num_threads(), else FASTRNN_NUM_THREADS, else the hardware's.
+// More threads than this only add start-up and barrier costs (and each one's stack).
+constexpr int kMaxThreads = 1024;
+
+// Threads kernels may use: set_num_threads(), else the hardware's (at most kMaxThreads). The
+// package applies FASTRNN_NUM_THREADS through set_num_threads when it is imported.
 int get_num_threads();
-void set_num_threads(int threads);   // threads >= 1
+void set_num_threads(int threads);   // 1 <= threads <= kMaxThreads
 
 // Runs body(context, thread, team) for thread = 0 .. team-1 (thread 0 on the caller) and
 // returns once all have finished. team <= threads: workers that do not start in time (their core
