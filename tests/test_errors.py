@@ -139,6 +139,21 @@ def test_bad_constructor_argument_raises(layer_class, argument, change, exceptio
         layer_class(**{"input_size": I, "hidden_size": H, **change})
 
 
+@pytest.mark.parametrize("layer_class", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+@pytest.mark.parametrize("sizes, message", [
+    (dict(num_layers=10**9), "would take .* GiB, more than this machine's"),   # once a quadratic hang
+    (dict(hidden_size=10**6), "would take .* GiB, more than this machine's"),
+    (dict(input_size=2**61, hidden_size=8), "more than fastrnn can hold"),       # once a wrapped-around count
+    (dict(hidden_size=2**31), "more than fastrnn can hold"),
+    (dict(num_layers=2**62), "more than fastrnn can hold"),
+])
+def test_sizes_too_large_raise_before_allocating(layer_class, sizes, message):
+    arguments = {"input_size": I, "hidden_size": H, **sizes}
+    described = ", ".join(f"{name}={arguments[name]}" for name in ("input_size", "hidden_size"))
+    with pytest.raises(ValueError, match=f"{layer_class.__name__}\\({described}.*: .*{message}"):
+        layer_class(**arguments)
+
+
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])
 def test_bad_nonlinearity_raises(nonlinearity):
     with pytest.raises(ValueError, match=f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}"):
@@ -164,6 +179,38 @@ def test_rejected_calls_change_nothing():
     np.testing.assert_array_equal(dh0, expected[1][0])
     for name, grad in reference.grads.items():
         np.testing.assert_array_equal(layer.grads[name], grad)
+
+
+def test_read_only_input_is_accepted():
+    x = np.random.default_rng(0).normal(size=X.shape).astype(np.float32)
+    expected, _ = lstm()(x)
+    x.flags.writeable = False
+    layer = lstm()
+    np.testing.assert_array_equal(layer(x)[0], expected)
+    layer.eval()
+    np.testing.assert_array_equal(layer(x)[0], expected)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_changing_the_inputs_after_forward_does_not_change_backward(batch_first):
+    """Backward differentiates the forward that ran: it keeps its own copies of x and lengths."""
+    rng = np.random.default_rng(2)
+    x, dy = rng.normal(size=(T, B, I)).astype(np.float32), rng.normal(size=(T, B, H)).astype(np.float32)
+    if batch_first:
+        x, dy = x.swapaxes(0, 1).copy(), dy.swapaxes(0, 1).copy()
+
+    def gradients(change_inputs):
+        layer = fastrnn.LSTM(I, H, num_layers=L, batch_first=batch_first, seed=0)
+        given_x, lengths = x.copy(), np.array([T, 2])
+        layer(given_x, lengths=lengths)
+        if change_inputs:
+            given_x[...] = 7
+            lengths[:] = [2, T]
+        dx, _ = layer.backward(dy)
+        return [dx, *(grad.copy() for grad in layer.grads.values())]
+
+    for changed, unchanged in zip(gradients(True), gradients(False)):
+        np.testing.assert_array_equal(changed, unchanged)
 
 
 def results(layer, x, state, dy, dstate, lengths):

@@ -1,6 +1,8 @@
 // NativeStack: argument checks, layout conversion and the GIL-free kernel call.
 #include "stack_binding.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
@@ -66,7 +68,26 @@ StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Inde
     config.hidden_size = hidden_size;
     config.num_layers = num_layers;
     config.directions = bidirectional ? 2 : 1;
+    // The exact count (param_count) is Index arithmetic: estimate it in floating point first, so
+    // sizes whose count would overflow get an error instead of a wrapped-around count.
+    const long double gate_rows = static_cast<long double>(config.gates()) * hidden_size;
+    const long double row_values = 2.0L * kRowAlignment + hidden_size + 2;   // padding, W_hh row, biases
+    const long double estimate = config.directions * gate_rows *
+                                 (input_size + row_values + (num_layers - 1.0L) * (config.directions * hidden_size + row_values));
+    if (estimate > 0x1p50L) {
+        std::ostringstream text;
+        text.precision(3);
+        text << describe(config) << ": about " << static_cast<double>(estimate) << " parameters, more than fastrnn can hold";
+        throw py::value_error(text.str());
+    }
     return config;
+}
+
+std::string describe(const StackConfig& config) {
+    const char* name = config.kind == CellKind::lstm ? "LSTM" : config.kind == CellKind::gru ? "GRU" : "RNN";
+    return std::string(name) + "(input_size=" + std::to_string(config.input_size) +
+           ", hidden_size=" + std::to_string(config.hidden_size) + ", num_layers=" + std::to_string(config.num_layers) +
+           (config.directions == 2 ? ", bidirectional=True)" : ")");
 }
 
 namespace {
@@ -83,6 +104,22 @@ py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::
     return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(array);
 }
 
+// The machine's physical memory in bytes, or 0 where the system does not say.
+std::uint64_t physical_memory() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+#endif
+    return 0;
+}
+
+std::string gibibytes(long double bytes) {
+    std::ostringstream text;
+    text.precision(1);
+    text << std::fixed << static_cast<double>(bytes / (1024.0L * 1024 * 1024)) << " GiB";
+    return text.str();
+}
+
 template <class A> auto* data_or_null(const std::optional<A>& array) {
     return array ? array->data() : nullptr;
 }
@@ -96,7 +133,16 @@ template <class T> void poison(T* data, Index count) {
 
 template <class T>
 NativeStack<T>::NativeStack(const StackConfig& config, const std::string& isa)
-    : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {}
+    : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {
+    // The layer allocates its parameters and their gradients next: sizes that cannot fit get
+    // an error here, before any allocation or the layout (a list of every tensor) is built.
+    const long double bytes = 2.0L * static_cast<long double>(param_count(config)) * sizeof(T);
+    const std::uint64_t memory = physical_memory();
+    if (memory > 0 && bytes > memory)
+        throw py::value_error(describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
+                              " parameters and their gradients would take " + gibibytes(bytes) +
+                              ", more than this machine's " + gibibytes(memory) + " of memory");
+}
 
 template <class T>
 std::vector<Index> NativeStack<T>::sequence_shape(const Shape& shape, Index features) const {
@@ -193,7 +239,9 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
         if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
             throw py::type_error("lengths: expected an integer array of shape " + shape_text({shape.batch}) + ", got " +
                                  (raw ? "dtype " + std::string(py::str(raw.dtype())) : type_text(lengths_object)));
-        lengths = Lengths::ensure(raw);
+        // A copy of our own (astype copies): the kernels index with these lengths while the GIL
+        // is released, and backward uses them again, so the caller's array must not be read then.
+        lengths = Lengths::ensure(raw.attr("astype")(py::dtype::of<std::int64_t>()));
         if (lengths->ndim() != 1 || lengths->shape(0) != shape.batch)
             throw py::value_error("lengths: expected shape " + shape_text({shape.batch}) + ", got " + shape_text(*lengths));
         for (Index b = 0; b < shape.batch; ++b) {
@@ -208,7 +256,10 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 
     BusyGuard busy(*this);
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
-    Array x_time_major = shape.batch_first ? Array({T_, B, input_size}) : x;
+    // Backward reads the forward's input again, so training keeps a copy of its own: the caller
+    // may change their array in between (conversion to T or to time-major has copied already).
+    const bool copy_x = shape.batch_first || (training && x.ptr() == x_object.ptr());
+    Array x_time_major = copy_x ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
     Array hn(state_shape(shape));
     std::optional<Array> cn;
@@ -240,11 +291,15 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     poison(args.y, T_ * B * DH);
     poison(args.hn, states() * B * H);
     poison(args.cn, states() * B * H);
-    T* x_staged = x_time_major.mutable_data();
+    T* x_staged = copy_x ? x_time_major.mutable_data() : nullptr;   // x itself may be read-only
     T* y_out = y.mutable_data();
     {
         py::gil_scoped_release release;
-        if (shape.batch_first) swap_time_batch(x_staged, x.data(), B, T_, input_size, sizeof(T));
+        if (shape.batch_first) {
+            swap_time_batch(x_staged, x.data(), B, T_, input_size, sizeof(T));
+        } else if (copy_x) {
+            std::memcpy(x_staged, x.data(), static_cast<std::size_t>(T_ * B * input_size) * sizeof(T));
+        }
         kernels_->forward(args);
         if (shape.batch_first) swap_time_batch(y_out, args.y, T_, B, DH, sizeof(T));
     }

@@ -167,5 +167,7 @@ template <class T, CellKind Kind> py::class_<CellStack<T, Kind>, NativeStack<T>>
 // A configuration with its sizes checked.
 StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
                         bool bidirectional);
+// "LSTM(input_size=.., hidden_size=.., num_layers=..)", for error messages.
+std::string describe(const StackConfig& config);
 
 }  // namespace fastrnn

@@ -47,17 +47,20 @@ static Index layer_direction_size(const StackConfig& config, Index layer) {
     return layer_direction_block(config, layer, 0).size;
 }
 
+// Values before layer `layer`'s blocks: every layer above the first has the same input size
+// (directions * hidden_size), hence the same block size, so this takes no loop over the layers.
+static Index layer_begin(const StackConfig& config, Index layer) {
+    if (layer == 0) return 0;
+    return config.directions * (layer_direction_size(config, 0) + (layer - 1) * layer_direction_size(config, 1));
+}
+
 ParamOffsets param_offsets(const StackConfig& config, Index layer, Index direction) {
-    Index offset = 0;
-    for (Index l = 0; l < layer; ++l) offset += config.directions * layer_direction_size(config, l);
-    offset += direction * layer_direction_size(config, layer);
-    return layer_direction_block(config, layer, offset).offsets;
+    const Index begin = layer_begin(config, layer) + direction * layer_direction_size(config, layer);
+    return layer_direction_block(config, layer, begin).offsets;
 }
 
 Index param_count(const StackConfig& config) {
-    Index count = 0;
-    for (Index l = 0; l < config.num_layers; ++l) count += config.directions * layer_direction_size(config, l);
-    return count;
+    return layer_begin(config, config.num_layers);
 }
 
 }  // namespace fastrnn
