@@ -1,6 +1,9 @@
 """The small layers of fastrnn.layers: forward against the formula, backward against finite
 differences (float64), modes, seeds and argument errors."""
 
+import re
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -151,3 +154,107 @@ def test_input_errors_name_the_argument(make, x, error, match):
 def test_constructor_errors_name_the_argument(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+@pytest.mark.parametrize("lengths, error, match", [
+    (np.array([0, 1]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 0 to 1"),
+    (np.array([1, 5]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 1 to 5"),
+    (np.array([1.0, 2.0]), TypeError, "lengths: expected integers .*got dtype float64"),
+    (np.array([1, 2, 3]), ValueError, r"lengths: expected 2 integers \(one per sequence\), got shape \(3,\)"),
+])
+def test_last_step_checks_lengths(lengths, error, match):
+    with pytest.raises(error, match=match):
+        LastStep()(np.arange(24.0).reshape(2, 3, 4), lengths=lengths)
+
+
+@pytest.mark.parametrize("lengths", [None, np.array([1, 1])])
+def test_last_step_needs_at_least_one_step(lengths):
+    with pytest.raises(ValueError, match=r"x: LastStep expects .*at least one step, got shape \(2, 0, 4\)"):
+        LastStep()(np.zeros((2, 0, 4)), lengths=lengths)
+
+
+@pytest.mark.parametrize("make, x, dy_shape", [
+    (lambda: Dense(2, 3), np.ones((4, 5, 2), np.float32), (4, 5, 3)),
+    (lambda: Embedding(3, 2), np.array([[0, 1, 2]]), (1, 3, 2)),
+    (ReLU, np.ones((4, 3)), (4, 3)),
+    (Tanh, np.ones((4, 3)), (4, 3)),
+    (lambda: Dropout(0.5, seed=0), np.ones((4, 3)), (4, 3)),
+    (LastStep, np.ones((2, 3, 4)), (2, 4)),
+])
+def test_backward_checks_dy_against_the_forward_output(make, x, dy_shape):
+    layer = make()
+    assert layer(x).shape == dy_shape
+    expected = re.escape(f"dy: expected the shape of the forward's output {dy_shape}, got ")
+    for wrong in (dy_shape[::-1], dy_shape[:-1] + (dy_shape[-1] + 1,), dy_shape[-1:]):
+        layer(x)
+        with pytest.raises(ValueError, match=expected + re.escape(str(wrong))):
+            layer.backward(np.ones(wrong))
+    layer(x)
+    with pytest.raises(TypeError, match="dy: expected real numbers, got dtype <U1"):
+        layer.backward(np.full(dy_shape, "a"))
+
+
+def test_dense_backward_accepts_dy_as_a_list():
+    layer = Dense(2, 3, dtype="float64", seed=0)
+    x, dy = np.ones((4, 2)), np.arange(12.0).reshape(4, 3)
+    layer(x)
+    expected = layer.backward(dy)
+    layer(x)
+    np.testing.assert_array_equal(layer.backward(dy.tolist()), expected)
+
+
+def gradients_after_writing_into_the_input(layer, x, write):
+    """(dx, parameter gradients) of one forward/backward, with write(x, y) run between them."""
+    layer.zero_grad()
+    y = layer(x)
+    write(x, y)
+    dx = layer.backward(np.linspace(-1, 1, y.size).reshape(y.shape))
+    return dx, {name: grad.copy() for name, grad in layer.grads.items()}
+
+
+@pytest.mark.parametrize("make, x, write", [
+    (lambda: Dense(3, 2, dtype="float64", seed=0), np.linspace(-1, 1, 12).reshape(2, 2, 3),
+     lambda x, y: x.fill(5)),
+    (lambda: Dense(3, 2, dtype="float32", seed=0), np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)[::2],
+     lambda x, y: x.fill(5)),
+    (lambda: Embedding(4, 2, dtype="float64", seed=0), np.array([[0, 1, 2]]), lambda x, y: x.fill(3)),
+    (Tanh, np.linspace(-1, 1, 6).reshape(2, 3), lambda x, y: y.fill(5)),
+])
+def test_writing_into_inputs_or_outputs_after_forward_leaves_the_gradients_alone(make, x, write):
+    layer = make()
+    untouched = gradients_after_writing_into_the_input(layer, x.copy(), lambda x, y: None)
+    written = gradients_after_writing_into_the_input(layer, x, write)
+    if untouched[0] is None:
+        assert written[0] is None
+    else:
+        np.testing.assert_array_equal(written[0], untouched[0])
+    assert untouched[1].keys() == written[1].keys()
+    for name, grad in untouched[1].items():
+        np.testing.assert_array_equal(written[1][name], grad, err_msg=name)
+
+
+def test_one_hot_memory_is_in_proportion_to_the_output():
+    ids = np.array([[0, 2999], [5, 5]])
+    tracemalloc.start()
+    try:
+        layer = OneHot(3000, dtype="float64")
+        y = layer(ids)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * y.nbytes   # an identity matrix would be 72 MB
+    np.testing.assert_array_equal(y, np.eye(3000)[ids])
+    assert y.dtype == np.float64 and OneHot(5)(ids % 5).dtype == np.float32
+
+
+@pytest.mark.parametrize("x", [np.ones((20, 30), np.float16), np.ones((20, 30), int), np.ones((20, 30)).tolist()])
+def test_dropout_converts_other_real_inputs_to_float64(x):
+    y = Dropout(0.5, seed=0)(x)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, Dropout(0.5, seed=0)(np.ones((20, 30))))
+    assert Dropout(0.5).eval()(x).dtype == np.float64
+
+
+def test_dropout_rejects_non_numbers():
+    with pytest.raises(TypeError, match="x: expected real numbers, got dtype <U1"):
+        Dropout(0.5)(np.array(["a", "b"]))

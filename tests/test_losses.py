@@ -99,3 +99,47 @@ def test_errors_name_the_argument(call, error, match):
 def test_get_resolves_names():
     assert losses.get("sparse_categorical_crossentropy") is losses.cross_entropy
     assert losses.get("mse") is losses.mean_squared_error
+
+
+def test_integer_predictions_are_computed_in_float64():
+    logits, targets = np.zeros((2, 4), dtype=int), np.array([1, 2])
+    loss, grad = losses.cross_entropy(logits, targets)
+    expected_loss, expected_grad = losses.cross_entropy(logits.astype(np.float64), targets)
+    assert loss == pytest.approx(np.log(4), rel=1e-12) and grad.dtype == np.float64
+    np.testing.assert_array_equal(grad, expected_grad)
+    loss, grad = losses.mean_squared_error(np.zeros((2, 3), dtype=int), np.ones((2, 3)))
+    assert loss == pytest.approx(1.0, rel=1e-12) and grad.dtype == np.float64
+    np.testing.assert_allclose(grad, np.full((2, 3), -1 / 3), rtol=1e-12)
+
+
+def test_losses_accept_nested_lists_like_arrays():
+    logits = [[0.5, -1.0, 2.0], [1.0, 0.0, 0.0]]
+    assert losses.cross_entropy(logits, [2, 0])[0] == losses.cross_entropy(np.array(logits), [2, 0])[0]
+    targets = np.ones((2, 3))
+    assert losses.mean_squared_error(logits, targets)[0] == losses.mean_squared_error(np.array(logits), targets)[0]
+    assert losses.accuracy(logits, np.array([2, 0])) == 1.0
+
+
+@pytest.mark.parametrize("bad_weight, shown", [(np.nan, "nan"), (-1.0, "-1.0"), (np.inf, "inf")])
+@pytest.mark.parametrize("loss_function, outputs, targets", [
+    (losses.cross_entropy, np.zeros((2, 3)), np.array([0, 1])),
+    (losses.mean_squared_error, np.zeros((2, 3)), np.ones((2, 3))),
+])
+def test_weights_must_be_finite_and_non_negative(loss_function, outputs, targets, bad_weight, shown):
+    with pytest.raises(ValueError, match=rf"weights: expected finite non-negative numbers .*got {shown}"):
+        loss_function(outputs, targets, np.array([1.0, bad_weight]))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: losses.mean_squared_error(np.float64(1.0), np.float64(1.0)), ValueError,
+     r"predictions: expected shape \(\.\.\., classes or features\) .* got shape \(\)"),
+    (lambda: losses.cross_entropy(np.zeros((2, 0)), np.zeros(2, dtype=int)), ValueError,
+     r"logits: expected shape \(\.\.\., classes or features\) .* got shape \(2, 0\)"),
+    (lambda: losses.cross_entropy(np.array([["a", "b"]]), np.array([0])), TypeError,
+     "logits: expected real numbers, got dtype <U1"),
+    (lambda: losses.mean_squared_error([[None]], [[1.0]]), TypeError,
+     "predictions: expected real numbers, got dtype object"),
+])
+def test_output_errors_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -43,11 +43,50 @@ def probability(value, name):
 
 
 def float_array(value, dtype, name):
-    """value as an array of `dtype` (real numbers are converted), or TypeError naming it."""
+    """value as an array of `dtype` (real numbers are converted), or TypeError naming it.
+    dtype None, for layers that work in their input's dtype: float32 and float64 stay as they
+    are, other real numbers become float64 (the dtypes the kernels and layers support)."""
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    if dtype is None:
+        dtype = array.dtype if array.dtype in FLOAT_DTYPES else np.float64
     return array.astype(dtype, copy=False)
+
+
+def unaliased(array, source):
+    """`array`, converted from the caller's `source`, as memory the caller cannot write: copied
+    when the two may overlap (no conversion made a copy). What a layer keeps for backward goes
+    through this, so writing into an input between forward and backward cannot change the
+    gradients."""
+    return array.copy() if np.may_share_memory(array, source) else array
+
+
+def output_gradient(dy, shape, dtype):
+    """dy as an array of `dtype` (None: float32/float64 kept, see float_array) of the forward
+    output's `shape`, or TypeError/ValueError naming it."""
+    dy = float_array(dy, dtype, "dy")
+    if dy.shape != shape:
+        raise ValueError(f"dy: expected the shape of the forward's output {shape}, got {dy.shape}")
+    return dy
+
+
+def sequence_lengths(lengths, x_shape):
+    """lengths as an integer array (batch,) of values in [1, steps] for sequences x of shape
+    (batch, steps, ...), or TypeError/ValueError naming it. None stays None (all steps valid)."""
+    if lengths is None:
+        return None
+    lengths = np.asarray(lengths)
+    if len(x_shape) < 2:
+        raise ValueError(f"lengths: needs sequences x of shape (batch, steps, ...), got shape {x_shape}")
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers (one per sequence), got dtype {lengths.dtype}")
+    if lengths.shape != x_shape[:1]:
+        raise ValueError(f"lengths: expected {x_shape[0]} integers (one per sequence), got shape {lengths.shape}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > x_shape[1]):
+        raise ValueError(f"lengths: expected values in [1, {x_shape[1]}] (the steps of x), got values from "
+                         f"{lengths.min()} to {lengths.max()}")
+    return lengths
 
 
 def class_ids(value, num_classes, name):

@@ -8,7 +8,8 @@ ids (N, T) for Embedding/OneHot, features (..., F) for the rest.
 import numpy as np
 
 from . import _core
-from .base import Layer, Parameters, class_ids, float_array, float_dtype, positive_int, probability
+from .base import (Layer, Parameters, class_ids, float_array, float_dtype, output_gradient, positive_int, probability,
+                   sequence_lengths, unaliased)
 
 
 class Embedding(Layer):
@@ -26,14 +27,16 @@ class Embedding(Layer):
         self.params["weight"][...] = self._rng.standard_normal(self.params["weight"].shape)
 
     def forward(self, ids):
-        ids = class_ids(ids, self.num_embeddings, "x")
-        self._keep(ids)
-        return self.params["weight"][ids]
+        checked_ids = class_ids(ids, self.num_embeddings, "x")
+        if self.training:
+            self._keep(unaliased(checked_ids, ids))
+        return self.params["weight"][checked_ids]
 
     def backward(self, dy, input_grad=True):
         """Adds into the gradient of the rows that were looked up; ids have no gradient (None,
         whatever input_grad says)."""
         (ids,) = self._take_kept()
+        dy = output_gradient(dy, ids.shape + (self.embedding_dim,), self.dtype)
         np.add.at(self.grads["weight"], ids.ravel(), dy.reshape(-1, self.embedding_dim))
         return None
 
@@ -51,10 +54,14 @@ class OneHot(Layer):
     def __init__(self, num_classes, dtype="float32"):
         self.num_classes = positive_int(num_classes, "num_classes")
         self.dtype = float_dtype(dtype)
-        self._identity = np.eye(self.num_classes, dtype=self.dtype)
 
     def forward(self, ids):
-        return self._identity[class_ids(ids, self.num_classes, "x")]
+        ids = class_ids(ids, self.num_classes, "x")
+        # Written directly rather than indexed from an identity matrix: memory in proportion to
+        # the output, not num_classes^2 (a 30000-word vocabulary would need 3.4 GB).
+        one_hot = np.zeros(ids.shape + (self.num_classes,), dtype=self.dtype)
+        np.put_along_axis(one_hot, ids[..., None], 1, axis=-1)
+        return one_hot
 
     def backward(self, dy):
         return None   # integer ids have no gradient
@@ -98,23 +105,25 @@ class Dense(Layer):
         self._fill_uniform(self.in_features)
 
     def forward(self, x):
-        x = float_array(x, self.dtype, "x")
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"x: expected {self.in_features} features in the last axis, got shape {x.shape}")
-        rows = x.reshape(-1, self.in_features)   # (N * T, in)
+        features = float_array(x, self.dtype, "x")
+        if features.ndim == 0 or features.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected {self.in_features} features in the last axis, got shape {features.shape}")
+        rows = features.reshape(-1, self.in_features)   # (N * T, in)
         params = self.params
         y = self._native_forward(rows, params["weight"], params["bias"] if self.bias else None)
-        self._keep(rows)
-        return y.reshape(x.shape[:-1] + (self.out_features,))
+        y = y.reshape(features.shape[:-1] + (self.out_features,))
+        if self.training:
+            self._keep(unaliased(rows, x), y.shape)
+        return y
 
     def backward(self, dy, input_grad=True):
         """dx; input_grad=False skips it (returns None), like an input that does not require grad."""
-        (rows,) = self._take_kept()
-        dy_rows = dy.reshape(-1, self.out_features)
+        rows, output_shape = self._take_kept()
+        dy = output_gradient(dy, output_shape, self.dtype)
         grads = self.grads
-        dx = self._native_backward(dy_rows, rows, self.params["weight"], grads["weight"],
+        dx = self._native_backward(dy.reshape(-1, self.out_features), rows, self.params["weight"], grads["weight"],
                                    grads["bias"] if self.bias else None, input_grad)
-        return None if dx is None else dx.reshape(dy.shape[:-1] + (self.in_features,))
+        return None if dx is None else dx.reshape(output_shape[:-1] + (self.in_features,))
 
     def output_features(self, input_features):
         if input_features not in (None, self.in_features):
@@ -133,7 +142,7 @@ class ReLU(Layer):
 
     def backward(self, dy):
         (positive,) = self._take_kept()
-        return dy * positive
+        return output_gradient(dy, positive.shape, None) * positive
 
     def get_config(self):
         return {}
@@ -142,12 +151,13 @@ class ReLU(Layer):
 class Tanh(Layer):
     def forward(self, x):
         y = np.tanh(x)
-        self._keep(y)
+        if self.training:
+            self._keep(1 - y * y)   # not y itself: the caller owns y and may write into it
         return y
 
     def backward(self, dy):
-        (y,) = self._take_kept()
-        return dy * (1 - y * y)
+        (derivative,) = self._take_kept()
+        return output_gradient(dy, derivative.shape, None) * derivative
 
     def get_config(self):
         return {}
@@ -156,13 +166,15 @@ class Tanh(Layer):
 class Dropout(Layer):
     """Zeroes each element with probability p and scales the rest by 1 / (1 - p), in training
     mode only (inverted dropout, like PyTorch); the identity in eval mode. Masks come from the
-    layer's own generator, so a seed makes them reproducible."""
+    layer's own generator, so a seed makes them reproducible. Real numbers other than float32
+    and float64 (integers, float16, lists) are converted to float64."""
 
     def __init__(self, p=0.5, seed=None):
         self.p = probability(p, "p")
         self._rng = np.random.default_rng(seed)
 
     def forward(self, x):
+        x = float_array(x, None, "x")   # the generator draws float32 and float64 only
         if not self.training or self.p == 0:
             return x
         keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
@@ -174,7 +186,7 @@ class Dropout(Layer):
         if self.p == 0:
             return dy
         (mask,) = self._take_kept()
-        return dy * mask
+        return output_gradient(dy, mask.shape, None) * mask
 
     def get_config(self):
         return {"p": self.p}
@@ -188,16 +200,18 @@ class LastStep(Layer):
 
     def forward(self, x, lengths=None):
         x = np.asarray(x)
-        if x.ndim != 3:
-            raise ValueError(f"x: LastStep expects (batch, steps, features), got shape {x.shape}")
+        if x.ndim != 3 or x.shape[1] == 0:
+            raise ValueError(f"x: LastStep expects (batch, steps, features) with at least one step, "
+                             f"got shape {x.shape}")
         batch, steps = x.shape[:2]
-        last = np.full(batch, steps - 1) if lengths is None else np.asarray(lengths) - 1
+        last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, x.shape) - 1
         rows = np.arange(batch)
         self._keep(x.shape, rows, last)
         return x[rows, last]
 
     def backward(self, dy):
         shape, rows, last = self._take_kept()
+        dy = output_gradient(dy, (shape[0], shape[2]), None)
         dx = np.zeros(shape, dtype=dy.dtype)
         dx[rows, last] = dy
         return dx

@@ -20,14 +20,29 @@ def _step_scales(weights, steps_shape, dtype):
     weights = float_array(weights, dtype, "weights")
     if weights.shape != steps_shape:
         raise ValueError(f"weights: expected shape {steps_shape} (one per target step), got {weights.shape}")
+    invalid = weights[~(np.isfinite(weights) & (weights >= 0))]
+    if invalid.size:
+        raise ValueError(f"weights: expected finite non-negative numbers (0 masks a step), got {float(invalid[0])}")
     total = weights.sum()
     return (weights / total if total > 0 else np.zeros_like(weights)).ravel()
+
+
+def _outputs(value, name):
+    """The model's output as a float32 or float64 array (other real numbers become float64, so
+    the loss and its gradient are never computed in integers) with a non-empty last axis (the
+    classes or features), or TypeError/ValueError naming the argument."""
+    outputs = float_array(value, None, name)
+    if outputs.ndim == 0 or outputs.shape[-1] == 0:
+        raise ValueError(f"{name}: expected shape (..., classes or features) with at least one entry in the last "
+                         f"axis, got shape {outputs.shape}")
+    return outputs
 
 
 def cross_entropy(logits, targets, weights=None):
     """Softmax cross-entropy of logits (..., C) with integer class targets (...), fused with the
     softmax and computed through log-sum-exp, so large logits cannot overflow.
     Returns (mean loss, d loss / d logits)."""
+    logits = _outputs(logits, "logits")
     classes = logits.shape[-1]
     targets = class_ids(targets, classes, "y")
     if targets.shape != logits.shape[:-1]:
@@ -49,6 +64,7 @@ def cross_entropy(logits, targets, weights=None):
 def mean_squared_error(predictions, targets, weights=None):
     """mean((predictions - targets)^2) over all elements (of the weighted steps).
     Targets of shape (...) are accepted for predictions (..., 1). Returns (loss, gradient)."""
+    predictions = _outputs(predictions, "predictions")
     targets = float_array(targets, predictions.dtype, "y")
     if targets.shape == predictions.shape[:-1] and predictions.shape[-1:] == (1,):
         targets = targets[..., None]
@@ -63,6 +79,7 @@ def mean_squared_error(predictions, targets, weights=None):
 
 def accuracy(logits, targets, weights=None):
     """Fraction of (weighted) steps whose largest logit is the target class."""
+    logits = _outputs(logits, "logits")
     correct = logits.argmax(axis=-1) == targets
     if weights is None:
         return np.count_nonzero(correct) / correct.size

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _core, losses, optim
-from .base import Layer, Parameters, class_ids, positive_int
+from .base import Layer, Parameters, class_ids, positive_int, sequence_lengths
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot
 from .progress import Progress
@@ -116,7 +116,7 @@ class Sequential(Layer):
     def forward(self, x, lengths=None):
         """The output for a batch x, from zero states. In training mode the activations are kept
         for backward()."""
-        return self._run(x, self._check_lengths(lengths, np.shape(x)), self._fresh_states())
+        return self._run(x, sequence_lengths(lengths, np.shape(x)), self._fresh_states())
 
     def _run(self, x, lengths, states, first=0):
         """Forward through the layers from layers[first]; `states` holds one entry per layer, the
@@ -416,22 +416,7 @@ class Sequential(Layer):
             if y.ndim < 1 or len(y) != len(x):
                 raise ValueError(f"y: expected {len(x)} targets (one per sequence of x, shape {x.shape}), "
                                  f"got shape {y.shape}")
-        return x, y, self._check_lengths(lengths, x.shape)
-
-    @staticmethod
-    def _check_lengths(lengths, x_shape):
-        if lengths is None:
-            return None
-        lengths = np.asarray(lengths)
-        if len(x_shape) < 2:
-            raise ValueError(f"lengths: needs sequences x of shape (batch, steps, ...), got shape {x_shape}")
-        if lengths.dtype.kind not in "iu" or lengths.shape != x_shape[:1]:
-            raise ValueError(f"lengths: expected {x_shape[0]} integers (one per sequence), got {lengths.dtype} "
-                             f"array of shape {lengths.shape}")
-        if lengths.min() < 1 or lengths.max() > x_shape[1]:
-            raise ValueError(f"lengths: expected values in [1, {x_shape[1]}] (the steps of x), got values from "
-                             f"{lengths.min()} to {lengths.max()}")
-        return lengths
+        return x, y, sequence_lengths(lengths, x.shape)
 
 
 def _checked_layers(layers):
