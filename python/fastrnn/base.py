@@ -233,6 +233,7 @@ class Layer:
     recurrent = False
     uses_lengths = False
     _kept = None          # what the last training-mode forward keeps for backward
+    _in_sequential = False   # set by the Sequential that holds the layer (and its parameters)
 
     @property
     def params(self):
