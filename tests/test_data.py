@@ -17,6 +17,16 @@ def test_vocabulary_round_trip_and_errors():
         Vocabulary("")
 
 
+def test_decode_takes_only_ids_of_the_vocabulary():
+    vocabulary = Vocabulary("abc")
+    assert vocabulary.decode([]) == ""
+    # Python's negative indexing used to decode -1 as the last token
+    with pytest.raises(ValueError, match=r"ids: expected ids in \[0, 3\), got values from -1 to 0"):
+        vocabulary.decode([-1, 0])
+    with pytest.raises(ValueError, match=r"ids: expected ids in \[0, 3\), got values from 0 to 3"):
+        vocabulary.decode([0, 3])
+
+
 def test_sliding_windows_pair_each_window_with_the_next_step():
     x, y = sliding_windows(np.arange(7), seq_len=3, step=2)
     np.testing.assert_array_equal(x, [[0, 1, 2], [2, 3, 4]])

@@ -213,6 +213,25 @@ def test_changing_the_inputs_after_forward_does_not_change_backward(batch_first)
         np.testing.assert_array_equal(changed, unchanged)
 
 
+@pytest.mark.parametrize("value, exception, words", [
+    (np.zeros(16, complex), TypeError, ["bias_ih_l0", "real numbers", "complex128"]),
+    (np.array([None] * 16), TypeError, ["bias_ih_l0", "real numbers", "object"]),
+    ("zeros", TypeError, ["bias_ih_l0", "real numbers", "<U5"]),
+    (np.full(16, 1e300), ValueError, ["bias_ih_l0", "1e+300", "too large for float32"]),
+])
+def test_assigning_a_parameter_checks_what_load_state_dict_checks(value, exception, words):
+    # params[name] = value used to take complex (with a ComplexWarning) and object arrays, and
+    # called a string a shape () mismatch.
+    pattern = ".*".join(re.escape(word) for word in words)
+    layer = lstm()
+    before = layer.state_dict()
+    with pytest.raises(exception, match=pattern):
+        layer.params["bias_ih_l0"] = value
+    with pytest.raises(exception, match=pattern):
+        layer.load_state_dict({**layer.state_dict(), "bias_ih_l0": value})
+    np.testing.assert_array_equal(layer.params["bias_ih_l0"], before["bias_ih_l0"])
+
+
 def results(layer, x, state, dy, dstate, lengths):
     """What an LSTM's forward and backward return, as one flat list of arrays."""
     layer.zero_grad()

@@ -91,10 +91,47 @@ def with_config(edit):
      r"state_dict\['2.weight'\]: expected shape \(6, 10\), got \(2, 2\)"),
     (lambda path: rewrite_archive(path, lambda arrays: {k: v for k, v in arrays.items() if k != "0.weight"}),
      r"missing keys \['0.weight'\]"),
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array("[" * 100000)}),
+     "not a valid fastrnn model file .*RecursionError"),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config.update(version=True))),
+     "expected format 'fastrnn.Sequential' version 1, got 'fastrnn.Sequential' version True"),
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.full((6, 10), 1e300)}),
+     r"state_dict\['2.weight'\]: 1e\+300 is too large for float32"),
 ])
 def test_damaged_or_foreign_files_raise_value_error(saved, damage, match):
     damage(saved)
     with pytest.raises(ValueError, match=match):
+        fastrnn.load(saved)
+
+
+# Sizes far beyond any address space, so the allocation fails whatever the machine's memory
+# (smaller ones could succeed lazily and only fail when written).
+@pytest.mark.parametrize("index, layer, match", [
+    (0, {"class": "OneHot", "config": {"num_classes": 10**9}}, r"layers\[0\]: not enough memory to build OneHot"),
+    (0, {"class": "Embedding", "config": {"num_embeddings": 10**9, "embedding_dim": 10**8}},
+     r"layers\[0\]: not enough memory to build Embedding"),
+    (7, {"class": "LSTM", "config": {"input_size": 3, "hidden_size": 10**8, "batch_first": True}},
+     r"layers\[7\]: not enough memory to build LSTM"),
+])
+def test_a_configuration_too_large_to_build_raises_value_error(saved, index, layer, match):
+    rewrite_archive(saved, with_config(lambda config: config["layers"].__setitem__(index, layer)))
+    with pytest.raises(ValueError, match=match):
+        fastrnn.load(saved)
+
+
+def test_a_model_buffer_too_large_to_allocate_raises_value_error(saved, monkeypatch):
+    # Each layer's buffer fits, the model's (their sum) does not: only buffers larger than any
+    # single layer's fail here.
+    largest_layer = max(layer._parameters.size for layer in every_layer_model().layers if layer._parameters)
+    allocate = fastrnn.base.aligned_zeros
+
+    def aligned_zeros(size, dtype, alignment=64):
+        if size > largest_layer:
+            raise MemoryError(f"Unable to allocate {size} values")
+        return allocate(size, dtype, alignment)
+
+    monkeypatch.setattr(fastrnn.base, "aligned_zeros", aligned_zeros)
+    with pytest.raises(ValueError, match="not enough memory for the model's parameter buffer"):
         fastrnn.load(saved)
 
 

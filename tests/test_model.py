@@ -327,6 +327,41 @@ def test_generate_errors(model, prime, match):
         model.generate(prime, 3)
 
 
+def test_generate_refuses_bidirectional_layers():
+    model = Sequential([OneHot(4), GRU(4, 3, batch_first=True, bidirectional=True), Dense(6, 4)])
+    with pytest.raises(ValueError, match=r"generate: layers\[1\] GRU\(4, 3, batch_first=True, bidirectional=True\) "
+                                         "is bidirectional"):
+        model.generate(np.array([0]), 3)
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"temperature": "1"}, TypeError, "temperature: expected a number, got str"),
+    ({"temperature": -0.5}, ValueError, r"temperature: expected a value in \[0, inf\), got -0.5"),
+    ({"length": "3"}, TypeError, "length: expected an integer number of tokens, got str"),
+    ({"length": -1}, ValueError, r"length: expected a number of tokens in \[0, \d+\], got -1"),
+    # NumPy could not even describe an int64 array this long ("array is too big", no argument named)
+    ({"length": 2**62}, ValueError, rf"length: expected a number of tokens in \[0, \d+\], got {2**62}"),
+])
+def test_generate_argument_errors_name_the_argument(options, error, match):
+    with pytest.raises(error, match=match):
+        char_model().generate(np.array([0]), **{"length": 3, **options})
+
+
+def test_the_vocabulary_has_one_token_per_input_id():
+    def layers():
+        return [Embedding(5, 4), LSTM(4, 8, batch_first=True), Dense(8, 5)]
+
+    match = r"vocabulary: expected 5 tokens, one per id that layers\[0\] Embedding\(.*\) takes, got 2"
+    with pytest.raises(ValueError, match=match):
+        Sequential(layers(), vocabulary=Vocabulary("ab"))
+    model = Sequential(layers(), vocabulary=Vocabulary("abcde"))
+    with pytest.raises(ValueError, match=match):
+        model.vocabulary = Vocabulary("ab")
+    assert model.vocabulary.tokens == list("abcde")
+    with pytest.raises(TypeError, match="vocabulary: expected a fastrnn.data.Vocabulary, got str"):
+        model.vocabulary = "abcde"
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -351,6 +386,28 @@ def test_construction_errors(layers, error, match):
         Sequential(layers())
 
 
+def test_a_layer_belongs_to_one_sequential():
+    # A second model used to move the layer's parameters into its own buffer: the first model's
+    # optimizer then stepped a buffer the layer no longer read, and the layer never trained.
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 5, 2)), rng.normal(size=(4, 5, 1))
+    lstm = LSTM(2, 3, batch_first=True, seed=0)
+    model = Sequential([lstm, Dense(3, 1, seed=0)]).compile(optim.SGD(lr=0.5), "mse")
+    with pytest.raises(ValueError, match=r"layers\[0\]: LSTM\(2, 3, batch_first=True\) already belongs to another "
+                                         "Sequential"):
+        Sequential([lstm, Dense(3, 2)])
+    before = lstm.state_dict()
+    model.fit(x, y, epochs=5, verbose=0)
+    assert all(not np.array_equal(lstm.params[name], before[name]) for name in before)
+
+
+def test_a_rejected_sequential_leaves_its_layers_free():
+    dense = Dense(3, 3)
+    with pytest.raises(TypeError, match="vocabulary"):
+        Sequential([dense], vocabulary="abc")
+    assert Sequential([dense]).layers == [dense]
+
+
 def compiled_char_model():
     return char_model(dtype="float32").compile("adam", "cross_entropy")
 
@@ -372,7 +429,9 @@ def compiled_char_model():
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"stateful": True, "shuffle": False, "batch_size": 3}, ValueError,
      r"batch_size: stateful training needs len\(x\) = 4 to be a multiple of batch_size = 3"),
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"validation_split": 1.5}, ValueError,
-     r"validation_split: expected a fraction in \[0, 1\)"),
+     r"validation_split: expected a value in \[0, 1\), got 1.5"),
+    (np.zeros((4, 6), int), np.zeros((4, 6), int), {"validation_split": "0.5"}, TypeError,
+     "validation_split: expected a number, got str"),
 ])
 def test_fit_errors_name_the_argument(x, y, options, error, match):
     with pytest.raises(error, match=match):

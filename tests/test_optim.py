@@ -112,6 +112,28 @@ def test_exponential_decay_schedule_drives_the_learning_rate(staircase):
     assert optim.Adam(lr=lambda step: 0.5 / (step + 1)).learning_rate == 0.5   # any callable works
 
 
+def test_exponential_decay_never_overflows():
+    # A rate above 1 used to be accepted; 1e308 ** (1000 / 10) raised OverflowError mid-training.
+    with pytest.raises(ValueError, match=r"decay_rate: expected a value in \(0, 1\], got 1e\+308"):
+        optim.ExponentialDecay(0.1, 10, 1e308)
+    assert optim.ExponentialDecay(0.1, 10, 1.0)(10**6) == 0.1
+    # A decay_steps this small makes the exponent inf: the learning rate decays to 0, no error.
+    assert optim.ExponentialDecay(0.1, 1e-310, 0.5, staircase=True)(1) == 0.0
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (-0.1, ValueError, r"lr \(the schedule at step 2\): expected a value in \[0, inf\), got -0.1"),
+    (math.nan, ValueError, r"lr \(the schedule at step 2\): expected a value in \[0, inf\), got nan"),
+    ("0.1", TypeError, r"lr \(the schedule at step 2\): expected a number, got str"),
+])
+def test_a_schedule_value_that_is_no_learning_rate_stops_its_step(bad, error, match):
+    optimizer = optim.SGD(lr=lambda step: 0.1 if step < 2 else bad)
+    values = run(optimizer, GRADIENTS[:2])
+    with pytest.raises(error, match=match):
+        optimizer.step([(values, GRADIENTS[2].copy())])
+    np.testing.assert_array_equal(values, run(optim.SGD(lr=0.1), GRADIENTS[:2]))
+
+
 def test_the_same_optimizer_refuses_other_buffers():
     optimizer = optim.Adam()
     optimizer.step([(np.zeros(3), np.ones(3))])

@@ -5,6 +5,7 @@ Each layer keeps all its parameters in one contiguous buffer and its gradients i
 flat buffers directly (one call, one vectorised update), users see PyTorch's names and shapes.
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,6 +34,19 @@ def positive_int(value, name):
     if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value}")
     return int(value)
+
+
+def real_number(value, name, low=-math.inf, high=math.inf, low_inclusive=True, high_inclusive=False):
+    """value as a float in the interval from low to high ([low, high) by default), else
+    TypeError/ValueError naming the argument. NaN is in no interval."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    above_low = low <= value if low_inclusive else low < value
+    below_high = value <= high if high_inclusive else value < high
+    if not (above_low and below_high):
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{name}: expected a value in {interval}, got {value}")
+    return float(value)
 
 
 def probability(value, name):
@@ -89,6 +103,23 @@ def sequence_lengths(lengths, x_shape):
     return lengths
 
 
+def parameter_array(value, shape, dtype, name):
+    """value as an array of `shape` and `dtype`, to be copied into the parameter `name`; the one
+    check behind both `params[name] = value` and load_state_dict. Real numbers only, and finite
+    values must stay finite in `dtype` (1e300 does not fit a float32). TypeError/ValueError
+    naming the parameter otherwise."""
+    source = np.asarray(value)
+    with np.errstate(over="ignore"):   # an overflow is reported below, naming the parameter
+        array = float_array(source, dtype, name)
+    if array.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
+    overflowed = np.isinf(array) & np.isfinite(source)
+    if overflowed.any():
+        raise ValueError(f"{name}: {source[overflowed].flat[0]} is too large for {np.dtype(dtype).name} "
+                         f"(largest finite value {np.finfo(dtype).max:.4g})")
+    return array
+
+
 def class_ids(value, num_classes, name):
     """value as an integer array of ids in [0, num_classes), or TypeError/ValueError naming it."""
     array = np.asarray(value)
@@ -124,10 +155,7 @@ class ParameterDict(Mapping):
         if name not in self._views:
             raise KeyError(f"{name!r} is not a parameter of this layer; it has {list(self._views)}")
         view = self._views[name]
-        value = np.asarray(value)
-        if value.shape != view.shape:
-            raise ValueError(f"{name}: expected shape {view.shape}, got {value.shape}")
-        view[...] = value
+        view[...] = parameter_array(value, view.shape, view.dtype, name)
 
     def __repr__(self):
         shapes = ", ".join(f"{name}: {view.shape}" for name, view in self._views.items())
@@ -222,14 +250,8 @@ class Parameters:
         unexpected = [name for name in state if name not in self.shapes]
         if missing or unexpected:
             raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        converted = {}
-        for name, shape in self.shapes.items():
-            value = np.asarray(state[name])
-            if value.shape != shape:
-                raise ValueError(f"state_dict[{name!r}]: expected shape {shape}, got {value.shape}")
-            if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
-                raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {value.dtype}")
-            converted[name] = value
+        converted = {name: parameter_array(state[name], shape, self.dtype, f"state_dict[{name!r}]")
+                     for name, shape in self.shapes.items()}
         for name, value in converted.items():   # all checked first: no half-loaded layer
             self.value_views[name][...] = value
 
@@ -250,6 +272,7 @@ class Layer:
     recurrent = False
     uses_lengths = False
     _kept = None          # what the last training-mode forward keeps for backward
+    _in_sequential = False   # set by the Sequential that holds the layer (and its parameters)
 
     @property
     def params(self):

@@ -3,7 +3,7 @@ windows (many short independent sequences) and the chunked layout of stateful tr
 
 import numpy as np
 
-from .base import positive_int
+from .base import class_ids, positive_int
 
 
 class Vocabulary:
@@ -28,8 +28,11 @@ class Vocabulary:
             raise ValueError(f"text: {error.args[0]!r} is not in the vocabulary") from None
 
     def decode(self, ids):
-        """The text of `ids`: their tokens joined."""
-        return "".join(self.tokens[index] for index in np.asarray(ids).ravel())
+        """The text of `ids` (integers in [0, len(self))): their tokens joined."""
+        ids = np.asarray(ids)
+        if not ids.size:   # [] is a float64 array, yet plainly no ids
+            return ""
+        return "".join(self.tokens[index] for index in class_ids(ids, len(self), "ids").ravel())
 
     def __len__(self):
         return len(self.tokens)

@@ -53,16 +53,31 @@ def load(path):
             raise ValueError(f"{path}: not a readable fastrnn model file ({type(error).__name__}: {error})") from error
     try:
         config = json.loads(str(arrays.pop(CONFIG_KEY)))
-        if config.get("format") != FORMAT or config.get("version") != VERSION:
+        version = config.get("version")
+        # JSON's true equals 1 in Python, so the version must be an int and not a bool.
+        if config.get("format") != FORMAT or type(version) is not int or version != VERSION:
             raise ValueError(f"expected format {FORMAT!r} version {VERSION}, got {config.get('format')!r} "
-                             f"version {config.get('version')!r}")
-        layers = [LAYER_CLASSES[entry["class"]](**entry["config"]) for entry in config["layers"]]
+                             f"version {version!r}")
+        layers = [_build_layer(index, entry) for index, entry in enumerate(config["layers"])]
         vocabulary = None if config["vocabulary"] is None else Vocabulary(config["vocabulary"])
-        model = Sequential(layers, vocabulary=vocabulary)
+        try:
+            model = Sequential(layers, vocabulary=vocabulary)
+        except MemoryError:
+            raise ValueError("not enough memory for the model's parameter buffer") from None
         model.load_state_dict(arrays)
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
+    # RecursionError: JSON nested deeper than the parser's recursion limit.
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as error:
         raise ValueError(f"{path}: not a valid fastrnn model file ({type(error).__name__}: {error})") from error
     return model
+
+
+def _build_layer(index, entry):
+    """The layer a configuration entry {"class": ..., "config": {...}} describes; a crafted size
+    too large to allocate raises ValueError, as any other invalid configuration does."""
+    try:
+        return LAYER_CLASSES[entry["class"]](**entry["config"])
+    except MemoryError:
+        raise ValueError(f"layers[{index}]: not enough memory to build {entry['class']}({entry['config']})") from None
 
 
 # ---------------------------------------------------------------------------------------------

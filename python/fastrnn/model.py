@@ -12,12 +12,15 @@ import math
 import numpy as np
 
 from . import _core, losses, optim
-from .base import Layer, Parameters, class_ids, positive_int, sequence_lengths
+from .base import Layer, Parameters, class_ids, positive_int, real_number, sequence_lengths
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot
 from .progress import Progress
 
 CACHE_LINE = 64   # bytes; each layer's slice of the model buffer starts on one
+# generate's longest output: the largest int64 array NumPy can describe (longer ones raise
+# NumPy's "array is too big", which would not name the argument).
+MAX_GENERATED_TOKENS = np.iinfo(np.intp).max // np.dtype(np.int64).itemsize
 
 
 class History:
@@ -60,7 +63,11 @@ class Sequential(Layer):
     it), so an optimizer step is a handful of NumPy calls. Recurrent layers must be
     batch_first=True. `seed` drives the model's own randomness: shuffling, validation split
     and sampling; layers take their own seeds for initialisation and dropout masks.
-    `vocabulary` (a fastrnn.data.Vocabulary, saved with the model) lets generate take text.
+    `vocabulary` (a fastrnn.data.Vocabulary, saved with the model) lets generate take text; it
+    must have one token per id the first layer (OneHot or Embedding) takes.
+
+    A layer belongs to one Sequential: its parameters move into that model's buffer, so a
+    second model holding it would train values the first never sees (it raises ValueError).
     """
 
     def __init__(self, layers, seed=None, vocabulary=None):
@@ -70,13 +77,14 @@ class Sequential(Layer):
             raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
         self.dtype = np.dtype(dtypes[0] if dtypes else "float32")
         self.output_size = self._check_feature_sizes()
+        self.vocabulary = vocabulary
+        # Every check is done: only now do the layers' parameters move into this model.
         self._parameters = self._share_parameters()
+        for layer in self.layers:
+            layer._in_sequential = True
         self._first_trainable = next((index for index, layer in enumerate(self.layers) if layer._parameters),
                                      len(self.layers))
         self._rng = np.random.default_rng(seed)
-        if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
-            raise TypeError(f"vocabulary: expected a fastrnn.data.Vocabulary, got {type(vocabulary).__name__}")
-        self.vocabulary = vocabulary
         self.loss = self.optimizer = self.history = None
         self.reset_states()
 
@@ -90,6 +98,31 @@ class Sequential(Layer):
             except ValueError as error:
                 raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
         return features
+
+    @property
+    def vocabulary(self):
+        """The Vocabulary generate's text goes through, or None; an assigned one is checked like
+        the constructor's."""
+        return self._vocabulary
+
+    @vocabulary.setter
+    def vocabulary(self, vocabulary):
+        if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
+            raise TypeError(f"vocabulary: expected a fastrnn.data.Vocabulary, got {type(vocabulary).__name__}")
+        input_ids = self._input_ids()
+        if vocabulary is not None and input_ids is not None and len(vocabulary) != input_ids:
+            raise ValueError(f"vocabulary: expected {input_ids} tokens, one per id that layers[0] "
+                             f"{self.layers[0]!r} takes, got {len(vocabulary)}")
+        self._vocabulary = vocabulary
+
+    def _input_ids(self):
+        """How many ids the first layer takes (OneHot, Embedding), or None for other inputs."""
+        first = self.layers[0]
+        if isinstance(first, OneHot):
+            return first.num_classes
+        if isinstance(first, Embedding):
+            return first.num_embeddings
+        return None
 
     def _share_parameters(self):
         """One buffer for all the layers' parameters, named "{index}.{name}" like
@@ -273,8 +306,7 @@ class Sequential(Layer):
 
     def _split_validation(self, data, validation_data, validation_split):
         """(training (x, y, lengths), checked validation (x, y, lengths) or None)."""
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split}")
+        validation_split = real_number(validation_split, "validation_split", 0, 1)
         if validation_split:
             if validation_data is not None:
                 raise ValueError("validation_split: give either validation_data or validation_split, not both")
@@ -342,10 +374,11 @@ class Sequential(Layer):
         ids = self.vocabulary.encode(prime) if as_text else class_ids(prime, classes, "prime")
         if ids.ndim != 1 or not len(ids):
             raise ValueError(f"prime: expected a non-empty 1-D sequence of ids, got shape {ids.shape}")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-            raise ValueError(f"length: expected a non-negative integer number of tokens, got {length!r}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature: expected a number >= 0, got {temperature}")
+        if isinstance(length, (bool, np.bool_)) or not isinstance(length, (int, np.integer)):
+            raise TypeError(f"length: expected an integer number of tokens, got {type(length).__name__}")
+        if not 0 <= length <= MAX_GENERATED_TOKENS:
+            raise ValueError(f"length: expected a number of tokens in [0, {MAX_GENERATED_TOKENS}], got {length}")
+        temperature = real_number(temperature, "temperature", 0)
         if top_k is not None:
             top_k = positive_int(top_k, "top_k")
         rng = self._rng if seed is None else np.random.default_rng(seed)
@@ -383,11 +416,14 @@ class Sequential(Layer):
 
     def _check_character_model(self):
         """The number of ids of a model that generate can drive, or ValueError."""
-        first = self.layers[0]
-        if not isinstance(first, (OneHot, Embedding)) or any(isinstance(layer, LastStep) for layer in self.layers):
+        classes = self._input_ids()
+        if classes is None or any(isinstance(layer, LastStep) for layer in self.layers):
             raise ValueError("generate: needs a character model: OneHot or Embedding first, per-step outputs "
                              "(no LastStep)")
-        classes = first.num_classes if isinstance(first, OneHot) else first.num_embeddings
+        for index, layer in enumerate(self.layers):
+            if layer.recurrent and layer.bidirectional:
+                raise ValueError(f"generate: layers[{index}] {layer!r} is bidirectional, but sampling steps forward "
+                                 "one token at a time: its reverse direction would need the tokens not yet sampled")
         if self.output_size != classes:
             raise ValueError(f"generate: the model outputs {self.output_size} values per step, expected "
                              f"{classes} logits (one per input id)")
@@ -429,6 +465,10 @@ def _checked_layers(layers):
                             f"got {type(layer).__name__}")
         if any(layer is other for other in layers[:index]):
             raise ValueError(f"layers[{index}]: {layer!r} appears twice; create one layer per position")
+        if layer._in_sequential:
+            raise ValueError(f"layers[{index}]: {layer!r} already belongs to another Sequential (its parameters "
+                             "live in that model's buffer); create a new layer, and copy the weights with "
+                             "new_layer.load_state_dict(layer.state_dict()) if you want them")
         if layer.recurrent and not layer.batch_first:
             raise ValueError(f"layers[{index}]: {layer!r} must be built with batch_first=True: a Sequential's "
                              "data is batch-first, (batch, steps, features)")

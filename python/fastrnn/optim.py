@@ -12,15 +12,7 @@ import math
 
 import numpy as np
 
-
-def _number(value, name, low, high=math.inf, low_inclusive=True):
-    """value as a float in [low, high) (or (low, high)), else TypeError/ValueError naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not ((low <= value) if low_inclusive else (low < value)) or not value < high:
-        interval = f"{'[' if low_inclusive else '('}{low}, {high})"
-        raise ValueError(f"{name}: expected a value in {interval}, got {value}")
-    return float(value)
+from .base import real_number
 
 
 def _divide_by_root(grads, squares, eps, out):
@@ -34,17 +26,19 @@ class ExponentialDecay:
     """Keras' schedule: lr(step) = initial_lr * decay_rate ** (step / decay_steps), where step
     counts optimizer steps from 0. staircase=True uses floor(step / decay_steps): PyTorch's
     StepLR(step_size=decay_steps, gamma=decay_rate) counted in optimizer steps.
-    Pass it as any optimizer's `lr`."""
+    Pass it as any optimizer's `lr`. The rate is in (0, 1], so the learning rate never grows
+    past initial_lr (a growing one would overflow a float within a few thousand steps)."""
 
     def __init__(self, initial_lr, decay_steps, decay_rate, staircase=False):
-        self.initial_lr = _number(initial_lr, "initial_lr", 0, low_inclusive=False)
-        self.decay_steps = _number(decay_steps, "decay_steps", 0, low_inclusive=False)
-        self.decay_rate = _number(decay_rate, "decay_rate", 0, low_inclusive=False)
+        self.initial_lr = real_number(initial_lr, "initial_lr", 0, low_inclusive=False)
+        self.decay_steps = real_number(decay_steps, "decay_steps", 0, low_inclusive=False)
+        self.decay_rate = real_number(decay_rate, "decay_rate", 0, 1, low_inclusive=False, high_inclusive=True)
         self.staircase = bool(staircase)
 
     def __call__(self, step):
-        exponent = step / self.decay_steps
-        return self.initial_lr * self.decay_rate ** (math.floor(exponent) if self.staircase else exponent)
+        # Float floor division: a tiny decay_steps makes the exponent inf, which math.floor rejects.
+        exponent = step // self.decay_steps if self.staircase else step / self.decay_steps
+        return self.initial_lr * self.decay_rate ** exponent
 
     def __repr__(self):
         return (f"ExponentialDecay(initial_lr={self.initial_lr}, decay_steps={self.decay_steps}, "
@@ -57,18 +51,21 @@ class Optimizer:
     Subclasses define _new_state(values) and _update(values, grads, state, lr)."""
 
     def __init__(self, lr, weight_decay=0.0, clip_norm=None, clip_value=None):
-        self.lr = lr if callable(lr) else _number(lr, "lr", 0, low_inclusive=False)
-        self.weight_decay = _number(weight_decay, "weight_decay", 0)
-        self.clip_norm = None if clip_norm is None else _number(clip_norm, "clip_norm", 0, low_inclusive=False)
-        self.clip_value = None if clip_value is None else _number(clip_value, "clip_value", 0, low_inclusive=False)
+        self.lr = lr if callable(lr) else real_number(lr, "lr", 0, low_inclusive=False)
+        self.weight_decay = real_number(weight_decay, "weight_decay", 0)
+        self.clip_norm = None if clip_norm is None else real_number(clip_norm, "clip_norm", 0, low_inclusive=False)
+        self.clip_value = None if clip_value is None else real_number(clip_value, "clip_value", 0, low_inclusive=False)
         self.iterations = 0      # steps taken; the schedule's argument
         self._states = None
         self._shapes = None
 
     @property
     def learning_rate(self):
-        """The learning rate the next step uses."""
-        return float(self.lr(self.iterations)) if callable(self.lr) else self.lr
+        """The learning rate the next step uses; a schedule's value is checked each step (it may
+        decay to 0, never go negative or NaN)."""
+        if not callable(self.lr):
+            return self.lr
+        return real_number(self.lr(self.iterations), f"lr (the schedule at step {self.iterations})", 0)
 
     def step(self, buffers):
         """Updates each (values, grads) pair of flat arrays in place, e.g.
@@ -111,7 +108,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None, clip_value=None):
         super().__init__(lr, weight_decay, clip_norm, clip_value)
-        self.momentum = _number(momentum, "momentum", 0)
+        self.momentum = real_number(momentum, "momentum", 0)
         self.nesterov = bool(nesterov)
         if self.nesterov and not self.momentum:
             raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
@@ -141,8 +138,8 @@ class Adam(Optimizer):
         super().__init__(lr, weight_decay, clip_norm, clip_value)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_number(betas[0], "betas[0]", 0, 1), _number(betas[1], "betas[1]", 0, 1))
-        self.eps = _number(eps, "eps", 0)
+        self.betas = (real_number(betas[0], "betas[0]", 0, 1), real_number(betas[1], "betas[1]", 0, 1))
+        self.eps = real_number(eps, "eps", 0)
 
     def _new_state(self, values):
         return {"m": np.zeros_like(values), "v": np.zeros_like(values), "scratch": np.empty_like(values)}
@@ -173,9 +170,9 @@ class RMSprop(Optimizer):
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, clip_norm=None,
                  clip_value=None):
         super().__init__(lr, weight_decay, clip_norm, clip_value)
-        self.alpha = _number(alpha, "alpha", 0, 1)
-        self.eps = _number(eps, "eps", 0)
-        self.momentum = _number(momentum, "momentum", 0)
+        self.alpha = real_number(alpha, "alpha", 0, 1)
+        self.eps = real_number(eps, "eps", 0)
+        self.momentum = real_number(momentum, "momentum", 0)
 
     def _new_state(self, values):
         return {"v": np.zeros_like(values), "momentum": np.zeros_like(values), "scratch": np.empty_like(values)}
@@ -202,7 +199,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=1e-2, eps=1e-10, weight_decay=0.0, clip_norm=None, clip_value=None):
         super().__init__(lr, weight_decay, clip_norm, clip_value)
-        self.eps = _number(eps, "eps", 0)
+        self.eps = real_number(eps, "eps", 0)
 
     def _new_state(self, values):
         return {"sum": np.zeros_like(values), "scratch": np.empty_like(values)}
