@@ -144,6 +144,14 @@ def test_environment_sets_defaults():
     assert int(threads) >= 1 and isa == best
 
 
+@pytest.mark.parametrize("value", ["Portable", "avx512", ""])
+def test_environment_isa_not_portable_warns(value):
+    code = "import fastrnn; print(fastrnn.kernel_isa())"
+    completed = start_python(code, FASTRNN_ISA=value)
+    assert completed.stdout.split() == run_python(code)
+    assert f"RuntimeWarning: FASTRNN_ISA='{value}' ignored" in completed.stderr
+
+
 @pytest.mark.parametrize("text", ["abc", "0", "-3", "1.5", "5abc", "99999999999", ""])
 def test_environment_thread_count_not_a_count_warns(text):
     code = "import fastrnn; print(fastrnn.get_num_threads())"

@@ -84,4 +84,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("activation_float64", &activation<double>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
     m.def("matmul_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
     m.def("matmul_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
+    // A misspelt FASTRNN_ISA would otherwise leave the user believing the portable kernels run.
+    if (const char* ignored = ignored_isa_request()) {
+        const std::string message = std::string("FASTRNN_ISA='") + ignored +
+                                    "' ignored: its one value is 'portable' (forces the portable kernels); using " +
+                                    isa_name(best_isa());
+        if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) < 0) throw py::error_already_set();
+    }
 }

@@ -32,13 +32,23 @@ bool isa_available(Isa isa) {
     return false;
 }
 
+// FASTRNN_ISA has one value, "portable".
+static bool portable_requested() {
+    const char* requested = std::getenv("FASTRNN_ISA");
+    return requested && std::strcmp(requested, "portable") == 0;
+}
+
 Isa best_isa() {
     static const Isa chosen = [] {
-        const char* requested = std::getenv("FASTRNN_ISA");
-        if (requested && std::strcmp(requested, "portable") == 0) return Isa::portable;
+        if (portable_requested()) return Isa::portable;
         return isa_available(Isa::avx2) ? Isa::avx2 : Isa::portable;
     }();
     return chosen;
+}
+
+const char* ignored_isa_request() {
+    const char* requested = std::getenv("FASTRNN_ISA");
+    return requested && !portable_requested() ? requested : nullptr;
 }
 
 const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "portable"; }

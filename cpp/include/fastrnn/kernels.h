@@ -79,6 +79,8 @@ template <class T> struct KernelTable {
 // environment variable FASTRNN_ISA=portable asks for the portable variant.
 template <class T> const KernelTable<T>& kernels(Isa isa);
 Isa best_isa();
+// FASTRNN_ISA's value when it is set to anything but "portable" (best_isa ignores it), else null.
+const char* ignored_isa_request();
 bool isa_available(Isa isa);
 const char* isa_name(Isa isa);
 
