@@ -73,6 +73,33 @@ def test_results_identical_for_any_thread_count(restore_threads, mode, linear_be
                  f"{np.dtype(dtype).name} threaded vs reference")
 
 
+@pytest.fixture
+def busy_core():
+    """Another process spinning on one core for the test's duration: workers get descheduled
+    in the middle of their items, and stale ones wake up in later phases and jobs."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield
+    spinner.kill()
+    spinner.wait()
+
+
+@pytest.mark.parametrize("threads", [2, 5])
+def test_results_identical_under_load_and_oversubscription(restore_threads, busy_core, threads):
+    """Many short calls (the generation shape's one-step forwards among them) while the pool
+    has more threads than free cores: every result equals the single-thread one."""
+    cases = [Case("gru", steps=1, batch=1, input_size=7, hidden_size=130, num_layers=2),
+             Case("lstm", steps=3, batch=24, input_size=5, hidden_size=70, num_layers=2, bidirectional=True)]
+    runs = [NativeRun(case, make_data(case).rounded(np.float64), np.float64, "auto") for case in cases]
+    fastrnn.set_num_threads(1)
+    expected = [all_results(run) for run in runs]
+    fastrnn.set_num_threads(threads)
+    for _ in range(40):
+        for run, single in zip(runs, expected):
+            result = all_results(run)
+            for name, value in single.items():
+                np.testing.assert_array_equal(result[name], value, err_msg=name)
+
+
 def test_layers_in_concurrent_python_threads(restore_threads):
     """Kernel calls from two Python threads (the GIL is released) share the worker pool one at a
     time: each gets its own right result; one layer used by both at once raises."""
@@ -141,7 +168,7 @@ def test_environment_sets_defaults():
     assert run_python(STARTUP, FASTRNN_NUM_THREADS="1") == ["1", best, best]
     assert run_python(STARTUP, FASTRNN_NUM_THREADS="3", FASTRNN_ISA="portable") == ["3", "portable", "portable"]
     threads, isa, _ = run_python(STARTUP)
-    assert int(threads) >= 1 and isa == best
+    assert int(threads) == fastrnn._threads.available_cpus() and isa == best
 
 
 @pytest.mark.parametrize("value", ["Portable", "avx512", ""])
@@ -158,3 +185,70 @@ def test_environment_thread_count_not_a_count_warns(text):
     completed = start_python(code, FASTRNN_NUM_THREADS=text)
     assert completed.stdout.split() == run_python(code)
     assert "RuntimeWarning: FASTRNN_NUM_THREADS=" in completed.stderr and "ignored" in completed.stderr
+
+
+def test_default_threads_follow_cpu_affinity():
+    """A process pinned to one CPU (taskset, an MPI rank, a Slurm task) gets one thread."""
+    pinned = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); " + STARTUP
+    assert run_python(pinned)[0] == "1"
+    allowed = len(os.sched_getaffinity(0))
+    assert run_python(STARTUP)[0] == str(min(allowed, fastrnn._threads.available_cpus()))
+
+
+def write_cgroup_tree(root, version, quotas):
+    """A fake cgroup filesystem under `root`: the process in cgroup /a/b, `quotas` {path:
+    (quota, period)} with quota None for no limit. Returns (mountinfo, cgroup) file paths."""
+    mount = root / "mnt"
+    for path, (quota, period) in quotas.items():
+        directory = mount / path.strip("/")
+        directory.mkdir(parents=True, exist_ok=True)
+        if version == 2:
+            (directory / "cpu.max").write_text(f"{'max' if quota is None else quota} {period}\n")
+        else:
+            (directory / "cpu.cfs_quota_us").write_text(f"{-1 if quota is None else quota}\n")
+            (directory / "cpu.cfs_period_us").write_text(f"{period}\n")
+    fstype, options = ("cgroup2", "rw") if version == 2 else ("cgroup", "rw,cpu,cpuacct")
+    mountinfo = root / "mountinfo"
+    mountinfo.write_text(f"31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+                         f"32 31 0:29 / {mount} rw,relatime shared:9 - {fstype} {fstype} {options}\n")
+    cgroup = root / "cgroup"
+    cgroup.write_text("0::/a/b\n" if version == 2 else "5:memory:/a/b\n3:cpu,cpuacct:/a/b\n")
+    return str(mountinfo), str(cgroup)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_cgroup_quota_is_the_smallest_on_the_path(tmp_path, version):
+    quota = fastrnn._threads.cgroup_cpu_quota
+    tree = {"/": (None, 100000), "/a": (250000, 100000), "/a/b": (None, 100000)}
+    assert quota(*write_cgroup_tree(tmp_path / "parent", version, tree)) == 2.5
+    tree["/a/b"] = (150000, 100000)
+    assert quota(*write_cgroup_tree(tmp_path / "own", version, tree)) == 1.5
+    unlimited = {path: (None, 100000) for path in tree}
+    assert quota(*write_cgroup_tree(tmp_path / "none", version, unlimited)) is None
+    assert quota(str(tmp_path / "missing"), str(tmp_path / "missing")) is None
+
+
+def test_cgroup_quota_caps_the_default_threads(tmp_path):
+    files = write_cgroup_tree(tmp_path, 2, {"/a/b": (50000, 100000)})
+    assert fastrnn._threads.available_cpus(*files) == 1   # half a CPU: one thread
+    files = write_cgroup_tree(tmp_path / "wide", 2, {"/a/b": (64 * 100000, 100000)})
+    assert fastrnn._threads.available_cpus(*files) == len(os.sched_getaffinity(0))
+
+
+def test_default_threads_in_a_cgroup_with_a_quota():
+    """A real cgroup v1 "cpu" hierarchy, where this machine lets us make one: a process limited
+    to one CPU's time gets one thread."""
+    hierarchy = "/sys/fs/cgroup/cpu"
+    if len(os.sched_getaffinity(0)) < 2 or not os.access(hierarchy, os.W_OK):
+        pytest.skip("needs a writable cgroup v1 cpu hierarchy and 2 CPUs")
+    group = os.path.join(hierarchy, f"fastrnn_test_{os.getpid()}")
+    os.mkdir(group)
+    try:
+        with open(os.path.join(group, "cpu.cfs_period_us")) as file:
+            period = int(file.read())
+        with open(os.path.join(group, "cpu.cfs_quota_us"), "w") as file:
+            file.write(str(period))
+        code = f"import os; open('{group}/cgroup.procs', 'w').write(str(os.getpid())); " + STARTUP
+        assert run_python(code)[0] == "1"
+    finally:
+        os.rmdir(group)

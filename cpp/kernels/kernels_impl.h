@@ -42,7 +42,7 @@ template <class T> void forward(const ForwardArgs<T>& args) {
     visit_cell(args.config, [&](auto cell) {
         using Run = ForwardRun<decltype(cell), T>;
         Run run(args, dims);
-        parallel_run(args.threads, &Run::body, &run, forward_flops(dims));
+        parallel_run(args.threads, job_of(run));
     });
 }
 
@@ -51,7 +51,7 @@ template <class T> void backward(const BackwardArgs<T>& args) {
     visit_cell(args.config, [&](auto cell) {
         using Run = BackwardRun<decltype(cell), T>;
         Run run(args, dims);
-        parallel_run(args.threads, &Run::body, &run, 2 * forward_flops(dims));
+        parallel_run(args.threads, job_of(run));
     });
 }
 
@@ -86,7 +86,7 @@ template <class T> Index linear_scratch_size(Index n, Index k) {
     return aligned<T>(gemm_scratch_size<T>(max_of(n, k)));
 }
 
-// The products behind linear_forward / linear_backward, each split by output rows.
+// The products behind linear_forward / linear_backward, each one phase of parts.
 template <class T> struct LinearRun {
     T* y;            // forward output [M, N], or dx [M, K]
     T* grad_w;       // [N, K]
@@ -98,41 +98,52 @@ template <class T> struct LinearRun {
     Index m, n, k;
     T* scratch;
     Index scratch_size;
+    int threads;
 
-    T* thread_scratch(const Worker& worker) const { return scratch + worker.thread * scratch_size; }
+    T* thread_scratch(int thread) const { return scratch + thread * scratch_size; }
+    LinearRows<T> forward_rows() const { return {y, n, x, w, k, bias, m, n, k}; }
+    // Backward: rows of grad_w (with those columns of grad_b), then rows of dx.
+    Parts weight_parts() const { return Parts(n, kTileRows, max_parts(threads, kProductPartsPerThread)); }
+    Parts input_parts() const { return Parts(y ? m : 0, kTileRows, max_parts(threads, kProductPartsPerThread)); }
+};
 
-    static void forward_body(void* context, int thread, int team) {
-        const LinearRun& run = *static_cast<LinearRun*>(context);
-        const Worker worker{thread, team};
-        linear_rows(worker, run.y, run.n, run.x, run.w, run.k, run.bias, run.m, run.n, run.k,
-                    run.thread_scratch(worker));
+template <class T> struct LinearForward : LinearRun<T> {
+    Index items(Index phase) const { return phase == 0 ? this->forward_rows().parts(this->threads).parts : -1; }
+    void run_item(Index, Index item, int thread) {
+        const LinearRows<T> rows = this->forward_rows();
+        rows.run(rows.parts(this->threads)[item], this->thread_scratch(thread));
     }
+};
 
-    static void backward_body(void* context, int thread, int team) {
-        const LinearRun& run = *static_cast<LinearRun*>(context);
-        const Worker worker{thread, team};
-        const Range outputs = worker.share(run.n, kTileRows);
-        gemm_rows(ProductOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
-                  MatrixView<T>{run.x, run.k, 1}, outputs.begin, outputs.end, run.k, run.m, run.thread_scratch(worker));
-        if (run.grad_b) add_column_sums(run.grad_b, run.dy, run.n, run.m, outputs.begin, outputs.end, true);
-        if (!run.y) return;
-        const Range rows = worker.share(run.m, kTileRows);
+template <class T> struct LinearBackward : LinearRun<T> {
+    Index items(Index phase) const { return phase == 0 ? this->weight_parts().parts + this->input_parts().parts : -1; }
+    void run_item(Index, Index item, int thread) {
+        const LinearRun<T>& run = *this;
+        T* scratch = run.thread_scratch(thread);
+        if (item < run.weight_parts().parts) {
+            const Range outputs = run.weight_parts()[item];
+            gemm_rows(ProductOutput<T>{run.grad_w, run.k, true, nullptr}, MatrixView<T>{run.dy, 1, run.n},
+                      MatrixView<T>{run.x, run.k, 1}, outputs.begin, outputs.end, run.k, run.m, scratch);
+            if (run.grad_b) add_column_sums(run.grad_b, run.dy, run.n, run.m, outputs.begin, outputs.end, true);
+            return;
+        }
+        const Range rows = run.input_parts()[item - run.weight_parts().parts];
         gemm_rows(ProductOutput<T>{run.y, run.k, false, nullptr}, MatrixView<T>{run.dy, run.n, 1},
-                  MatrixView<T>{run.w, run.k, 1}, rows.begin, rows.end, run.k, run.n, run.thread_scratch(worker));
+                  MatrixView<T>{run.w, run.k, 1}, rows.begin, rows.end, run.k, run.n, scratch);
     }
 };
 
 template <class T>
 void linear_forward(T* y, const T* x, const T* w, const T* bias, Index m, Index n, Index k, T* scratch, int threads) {
-    LinearRun<T> run{y, nullptr, nullptr, x, w, bias, nullptr, m, n, k, scratch, linear_scratch_size<T>(n, k)};
-    parallel_run(threads, &LinearRun<T>::forward_body, &run, 2.0 * double(m) * double(n) * double(k));
+    LinearForward<T> run{{y, nullptr, nullptr, x, w, bias, nullptr, m, n, k, scratch, linear_scratch_size<T>(n, k), threads}};
+    parallel_run(threads, job_of(run));
 }
 
 template <class T>
 void linear_backward(T* dx, T* grad_w, T* grad_b, const T* dy, const T* x, const T* w, Index m, Index n, Index k,
                      T* scratch, int threads) {
-    LinearRun<T> run{dx, grad_w, grad_b, x, w, nullptr, dy, m, n, k, scratch, linear_scratch_size<T>(n, k)};
-    parallel_run(threads, &LinearRun<T>::backward_body, &run, 4.0 * double(m) * double(n) * double(k));
+    LinearBackward<T> run{{dx, grad_w, grad_b, x, w, nullptr, dy, m, n, k, scratch, linear_scratch_size<T>(n, k), threads}};
+    parallel_run(threads, job_of(run));
 }
 
 // c[M, N] = a[M, K] b[K, N] (all row-major): the GEMM on its own, for tests.
@@ -143,21 +154,20 @@ template <class T> struct MatmulRun {
     Index m, n, k;
     T* scratch;
     Index scratch_size;
+    Parts rows;
 
-    static void body(void* context, int thread, int team) {
-        const MatmulRun& run = *static_cast<MatmulRun*>(context);
-        const Range rows = split_range(run.m, thread, team, kTileRows);
-        gemm_rows(ProductOutput<T>{run.c, run.n, false, nullptr}, MatrixView<T>{run.a, run.k, 1},
-                  MatrixView<T>{run.b, run.n, 1}, rows.begin, rows.end, run.n, run.k,
-                  run.scratch + thread * run.scratch_size);
+    Index items(Index phase) const { return phase == 0 ? rows.parts : -1; }
+    void run_item(Index, Index item, int thread) {
+        gemm_rows(ProductOutput<T>{c, n, false, nullptr}, MatrixView<T>{a, k, 1}, MatrixView<T>{b, n, 1}, rows[item].begin,
+                  rows[item].end, n, k, scratch + thread * scratch_size);
     }
 };
 
 template <class T> void matmul(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads) {
     const Index scratch_size = gemm_scratch_size<T>(n);
     T* scratch = new T[static_cast<std::size_t>(scratch_size * threads)];
-    MatmulRun<T> run{c, a, b, m, n, k, scratch, scratch_size};
-    parallel_run(threads, &MatmulRun<T>::body, &run, 2.0 * double(m) * double(n) * double(k));
+    MatmulRun<T> run{c, a, b, m, n, k, scratch, scratch_size, Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread))};
+    parallel_run(threads, job_of(run));
     delete[] scratch;
 }
 

@@ -3,7 +3,9 @@
 // one product with W_hh whose output tiles go straight through the cell's elementwise step;
 // in backward only dh_{t-1} = dgates_t W_hh stays on the sequential path, and the weight
 // gradients and dx are single products over all T*B rows after the time loop.
-// One parallel run per call; its threads split each time step's tiles and meet at a barrier.
+// One parallel run per call (threads.h): a sequence of phases per layer, each cut into items
+// that any thread may run; a phase starts once the previous one has finished. The cuts depend
+// only on the shape and the call's thread count, so results are identical whoever runs what.
 //
 // Layouts (all row-major, time-major): gates [T, B, D*G*H] (direction d at column d*G*H)
 // holds the input projection, then the activations (training), then the gradients w.r.t.
@@ -44,19 +46,38 @@ template <class T> struct Carve {
 struct Range {
     Index begin, end;
 };
-inline Range split_range(Index count, int part, int parts, Index granule) {
+inline Range split_range(Index count, Index part, Index parts, Index granule) {
     const Index granules = (count + granule - 1) / granule;
     const Index begin = granules * part / parts * granule;
     const Index end = granules * (part + 1) / parts * granule;
     return {min_of(begin, count), min_of(end, count)};
 }
 
-// One thread of a parallel run: its index and the number of threads that joined the run.
-struct Worker {
-    int thread, team;
-    Range share(Index count, Index granule) const { return split_range(count, thread, team, granule); }
-    void barrier() const { parallel_barrier(team); }
+// Parts per thread of a phase's packed products: each part packs its own copy of B, so more
+// parts cost packing, while a few per thread let the others take over from a slow thread.
+constexpr Index kProductPartsPerThread = 2;
+// Parts per thread of work that packs nothing (dot products, column sums, dropout).
+constexpr Index kPartsPerThread = 4;
+
+// Most parts worth cutting a phase's work into for a call on `threads` threads.
+inline Index max_parts(int threads, Index per_thread) { return threads > 1 ? per_thread * threads : 1; }
+
+// One phase's work over [0, count) cut into parts of whole granules, as even as they go.
+struct Parts {
+    Index count, granule, parts;
+    Parts(Index count_, Index granule_, Index most)
+        : count(count_), granule(granule_), parts(min_of((count_ + granule_ - 1) / granule_, most)) {}
+    Range operator[](Index part) const { return split_range(count, part, parts, granule); }
 };
+
+// The Job (threads.h) of a run object that has items(phase) and run_item(phase, item, thread).
+template <class Run> inline Job job_of(Run& run) {
+    return Job{[](void* context, Index phase) { return static_cast<Run*>(context)->items(phase); },
+               [](void* context, Index phase, Index item, int thread) {
+                   static_cast<Run*>(context)->run_item(phase, item, thread);
+               },
+               &run};
+}
 
 struct Dims {
     StackConfig config;
@@ -160,15 +181,6 @@ template <class T> struct BackwardScratchLayout {
     Index gradient(Index layer) const { return gradients + (layer % 2) * gradient_size; }
 };
 
-// Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
-// recurrent products of every layer and direction.
-inline double forward_flops(const Dims& d) {
-    double flops = 0;
-    for (Index layer = 0; layer < d.layers; ++layer)
-        flops += 2.0 * double(d.rows()) * double(d.gate_rows()) * double(d.input_size(layer) + d.hidden) * double(d.directions);
-    return flops;
-}
-
 // A second thread pays when one time step's recurrent product is big enough to share: the
 // threads meet at a barrier after every step, however many steps there are.
 inline int useful_threads_for(const StackConfig& config, Index /*steps*/, Index batch, int available) {
@@ -192,20 +204,25 @@ inline void segment_product(Index rows, const Segment<T>* segments, int count, P
                                     ProductOutput<T>{tile, panel_width<T>(), s > 0, nullptr});
 }
 
-// Calls tile(direction, unit_panel, row_begin, row_end) for this thread's share of one time
-// step. Rows are cut into chunks (of whole kTileRows tiles, as even as they go) only when there
-// are too few unit panels to share out; items run chunk by chunk, so each thread takes whole
-// chunks across all panels (panels differ in width, chunks hardly at all).
-template <class Tile> inline void for_step_tiles(const Dims& dims, const Worker& worker, Tile&& tile) {
-    const Index per_chunk = dims.directions * dims.panels;
-    const Index chunks = worker.team > 1 && per_chunk < 2 * worker.team ? (2 * worker.team + per_chunk - 1) / per_chunk : 1;
-    const Range items = worker.share(chunks * per_chunk, 1);
-    for (Index item = items.begin; item < items.end; ++item) {
-        const Index chunk = item / per_chunk, direction = item % per_chunk / dims.panels, u = item % dims.panels;
-        const Range rows = split_range(dims.batch, int(chunk), int(chunks), kTileRows);
+// The items of one time step: tiles of (row chunk, direction, unit panel), chunk by chunk, so
+// that consecutive items (one thread's share, on an idle machine) take whole chunks across all
+// panels. Rows are cut into chunks (of whole kTileRows tiles, as even as they go) only when
+// there are too few unit panels to share out between the threads.
+struct StepTiles {
+    Index batch, panels, per_chunk, chunks;
+
+    StepTiles(const Dims& dims, int threads)
+        : batch(dims.batch), panels(dims.panels), per_chunk(dims.directions * dims.panels),
+          chunks(threads > 1 && per_chunk < 2 * threads ? (2 * threads + per_chunk - 1) / per_chunk : 1) {}
+
+    Index count() const { return chunks * per_chunk; }
+    // Calls tile(direction, unit_panel, row_begin, row_end) for item `item`.
+    template <class Tile> void run(Index item, Tile&& tile) const {
+        const Index chunk = item / per_chunk, direction = item % per_chunk / panels, u = item % panels;
+        const Range rows = split_range(batch, chunk, chunks, kTileRows);
         if (rows.begin < rows.end) tile(direction, u, rows.begin, rows.end);
     }
-}
+};
 
 // target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld; a
 // source_ld of 0 adds one row to every row).
@@ -223,21 +240,33 @@ inline void add_rows(T* target, Index target_ld, const T* source, Index source_l
 
 // y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
 // the input projection and linear_forward. A few rows (generation) run as dot products on w as
-// it is, outputs split over the threads; more run as a packed product split by rows.
-template <class T>
-inline void linear_rows(const Worker& worker, T* y, Index ldy, const T* x, const T* w, Index ldw, const T* bias,
-                        Index m, Index n, Index k, T* scratch) {
-    if (m <= kDotRows) {
-        const Range outputs = worker.share(n, Simd<T>::lanes);
-        const Index count = outputs.end - outputs.begin;
-        dot_rows(y + outputs.begin, ldy, x, k, m, w + outputs.begin * ldw, ldw, count, k);
-        if (bias) add_rows(y + outputs.begin, ldy, bias + outputs.begin, 0, m, count);
-        return;
+// it is, in parts over the outputs; more run as a packed product, in parts over the rows.
+template <class T> struct LinearRows {
+    T* y;
+    Index ldy;
+    const T* x;
+    const T* w;
+    Index ldw;
+    const T* bias;
+    Index m, n, k;
+
+    bool dot() const { return m <= kDotRows; }
+    Parts parts(int threads) const {
+        return dot() ? Parts(n, Simd<T>::lanes, max_parts(threads, kPartsPerThread))
+                     : Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread));
     }
-    const Range rows = worker.share(m, kTileRows);
-    gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, rows.begin,
-              rows.end, n, k, scratch);
-}
+    // Part `range` of parts(): outputs with dot(), else rows.
+    void run(Range range, T* scratch) const {
+        if (dot()) {
+            const Index count = range.end - range.begin;
+            dot_rows(y + range.begin, ldy, x, k, m, w + range.begin * ldw, ldw, count, k);
+            if (bias) add_rows(y + range.begin, ldy, bias + range.begin, 0, m, count);
+            return;
+        }
+        gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, range.begin,
+                  range.end, n, k, scratch);
+    }
+};
 
 // sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added
 // row by row into sums[j] (accumulate) or into zero.
@@ -260,13 +289,16 @@ template <class Cell, class T> struct ForwardRun {
     bool dot;
     StoredLayout<T> stored;
     ForwardScratchLayout<T> scratch;
+    StepTiles tiles;
+    Parts dropout_parts;
+    // Phases of a layer: prepare, project, the time steps (two each for a two-phase cell), finish.
+    Index step_phases, layer_phases;
 
     ForwardRun(const ForwardArgs<T>& a, const Dims& d)
-        : args(a), dims(d), dot(use_dot_recurrent(d.batch)), stored(d), scratch(d, a.training, dot, a.threads) {}
-
-    static void body(void* context, int thread, int team) {
-        static_cast<ForwardRun*>(context)->run(Worker{thread, team});
-    }
+        : args(a), dims(d), dot(use_dot_recurrent(d.batch)), stored(d), scratch(d, a.training, dot, a.threads),
+          tiles(d, a.threads),
+          dropout_parts(a.training && a.dropout > 0 ? d.rows() * d.output_ld() : 0, 64, max_parts(a.threads, kPartsPerThread)),
+          step_phases(two_phase ? 2 : 1), layer_phases(3 + d.steps * step_phases) {}
 
     T* gates(Index layer) const {
         return args.training ? args.stored + stored.gates(layer) : args.scratch + scratch.projection;
@@ -296,42 +328,68 @@ template <class Cell, class T> struct ForwardRun {
         return param_offsets(dims.config, layer, direction);
     }
 
-    void run(const Worker& worker) {
-        for (Index layer = 0; layer < dims.layers; ++layer) {
-            prepare_layer(layer, worker);
-            worker.barrier();
-            project_inputs(layer, worker);
-            worker.barrier();
-            for (Index s = 0; s < dims.steps; ++s) {
-                step(layer, s, worker, false);
-                worker.barrier();
-                if (two_phase) {
-                    step(layer, s, worker, true);
-                    worker.barrier();
-                }
+    LinearRows<T> projection(Index layer, Index direction) const {
+        const Index GH = dims.gate_rows();
+        const ParamOffsets o = offsets(layer, direction);
+        return {gates(layer) + direction * GH, dims.gates_ld(), layer_input(layer), args.weights + o.weight_ih,
+                o.ih_stride, args.scratch + scratch.bias + direction * GH, dims.rows(), GH, dims.input_size(layer)};
+    }
+    Index packed_panels() const { return dot ? 0 : dims.directions * dims.gates * dims.panels; }
+    Index dropout_items(Index layer) const { return layer < dims.layers - 1 ? dropout_parts.parts : 0; }
+
+    Index items(Index phase) const {
+        if (phase >= dims.layers * layer_phases) return -1;
+        const Index layer = phase / layer_phases, k = phase % layer_phases;
+        if (k == 0) return packed_panels() + 1;
+        if (k == 1) return dims.directions * projection(layer, 0).parts(args.threads).parts;
+        if (k == layer_phases - 1) return 1 + dropout_items(layer);
+        return tiles.count();
+    }
+
+    void run_item(Index phase, Index item, int thread) {
+        const Index layer = phase / layer_phases, k = phase % layer_phases;
+        if (k == 0) {
+            if (item < packed_panels()) {
+                pack_panel(layer, item);
+            } else {
+                set_biases_and_states(layer);
             }
-            finish_layer(layer, worker);
-            worker.barrier();
+        } else if (k == 1) {
+            const Parts parts = projection(layer, 0).parts(args.threads);
+            projection(layer, item / parts.parts).run(parts[item % parts.parts], gemm_scratch(thread));
+        } else if (k == layer_phases - 1) {
+            if (item == 0) {
+                final_states(layer);
+            } else {
+                const Range range = dropout_parts[item - 1];
+                apply_dropout(layer_output(layer) + range.begin, range.end - range.begin, range.begin, args.dropout,
+                              args.dropout_seed, layer);
+            }
+        } else {
+            const Index s = (k - 2) / step_phases;
+            const bool candidate_phase = (k - 2) % step_phases == 1;
+            tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
+                step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
+            });
         }
     }
 
-    // Packs W_hh^T gate by gate (panel (g, u) covers units [u*width, (u+1)*width) of gate g),
-    // sums the biases the projection adds, and sets the initial states.
-    void prepare_layer(Index layer, const Worker& worker) {
+    // Packs panel `index` of W_hh^T, gate by gate (panel (g, u) covers units [u*width,
+    // (u+1)*width) of gate g).
+    void pack_panel(Index layer, Index index) {
         const Index H = dims.hidden, G = dims.gates, P = dims.panels;
         constexpr int width = panel_width<T>();
-        if (!dot) {
-            const Range panels = worker.share(dims.directions * G * P, 1);
-            for (Index index = panels.begin; index < panels.end; ++index) {
-                const Index direction = index / (G * P), g = index / P % G, u = index % P;
-                const ParamOffsets o = offsets(layer, direction);
-                const T* w_hh = args.weights + o.weight_hh;
-                const Index first = u * width, count = min_of<Index>(width, H - first);
-                pack_b(args.scratch + scratch.packed + direction * scratch.packed_size + (g * P + u) * width * H,
-                       MatrixView<T>{w_hh + (g * H + first) * o.hh_stride, 1, o.hh_stride}, H, count);
-            }
-        }
-        if (worker.thread != 0) return;
+        const Index direction = index / (G * P), g = index / P % G, u = index % P;
+        const ParamOffsets o = offsets(layer, direction);
+        const T* w_hh = args.weights + o.weight_hh;
+        const Index first = u * width, count = min_of<Index>(width, H - first);
+        pack_b(args.scratch + scratch.packed + direction * scratch.packed_size + (g * P + u) * width * H,
+               MatrixView<T>{w_hh + (g * H + first) * o.hh_stride, 1, o.hh_stride}, H, count);
+    }
+
+    // Sums the biases the projection adds, and sets the initial states.
+    void set_biases_and_states(Index layer) {
+        const Index H = dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const ParamOffsets o = offsets(layer, direction);
             T* bias = args.scratch + scratch.bias + direction * dims.gate_rows();
@@ -360,26 +418,6 @@ template <class Cell, class T> struct ForwardRun {
         } else {
             std::memset(destination, 0, count * sizeof(T));
         }
-    }
-
-    // gates[t, b, d*G*H + j] = (W_ih x)[j] + biases, for all T*B rows at once.
-    void project_inputs(Index layer, const Worker& worker) {
-        const Index rows = dims.rows(), input_size = dims.input_size(layer), GH = dims.gate_rows();
-        const T* input = layer_input(layer);
-        T* gates_buffer = gates(layer);
-        for (Index direction = 0; direction < dims.directions; ++direction) {
-            const ParamOffsets o = offsets(layer, direction);
-            const T* bias = args.scratch + scratch.bias + direction * GH;
-            linear_rows(worker, gates_buffer + direction * GH, dims.gates_ld(), input, args.weights + o.weight_ih,
-                        o.ih_stride, bias, rows, GH, input_size, gemm_scratch(worker.thread));
-        }
-    }
-
-    // One time step of every direction (or, for the two-phase GRU, one of its phases).
-    void step(Index layer, Index s, const Worker& worker, bool candidate_phase) {
-        for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
-            step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
-        });
     }
 
     void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
@@ -439,22 +477,14 @@ template <class Cell, class T> struct ForwardRun {
         }
     }
 
-    // Final states out, and dropout on the output feeding the next layer.
-    void finish_layer(Index layer, const Worker& worker) {
+    // The layer's final states out.
+    void final_states(Index layer) {
         const Index state_values = dims.batch * dims.hidden;
-        if (worker.thread == 0) {
-            for (Index direction = 0; direction < dims.directions; ++direction) {
-                const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
-                const Index target = (layer * dims.directions + direction) * state_values;
-                std::memcpy(args.hn + target, states(layer, direction) + last, state_values * sizeof(T));
-                if (dims.lstm) std::memcpy(args.cn + target, cells(layer, direction) + last, state_values * sizeof(T));
-            }
-        }
-        if (args.training && args.dropout > 0 && layer < dims.layers - 1) {
-            const Index count = dims.rows() * dims.output_ld();
-            const Range range = worker.share(count, 64);
-            apply_dropout(layer_output(layer) + range.begin, range.end - range.begin, range.begin, args.dropout,
-                          args.dropout_seed, layer);
+        for (Index direction = 0; direction < dims.directions; ++direction) {
+            const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
+            const Index target = (layer * dims.directions + direction) * state_values;
+            std::memcpy(args.hn + target, states(layer, direction) + last, state_values * sizeof(T));
+            if (dims.lstm) std::memcpy(args.cn + target, cells(layer, direction) + last, state_values * sizeof(T));
         }
     }
 };
@@ -468,13 +498,27 @@ template <class Cell, class T> struct BackwardRun {
     // packing it would cost more than the short sequences of such models gain from it.
     bool dot;
     BackwardScratchLayout<T> scratch;
+    StepTiles tiles;
+    // Phases of a layer: prepare, the time loop's iterations (two each for a two-phase cell,
+    // one more for dh0 when asked for), gradients.
+    Index step_phases, layer_phases;
+    // The gradients phase, per direction: rows of dW_ih, of dW_hh (the GRU's n rows, another
+    // product, separately: parts align to tiles in each product's own rows, so that every
+    // element is summed the same way for any thread count), bias columns; then dx.
+    Parts ih_parts, hh_parts, hn_parts, bias_parts;
+    // With only a row tile or two, where each part of dx would read all of W_ih, parts split
+    // its columns instead of its rows.
+    bool input_split_columns;
 
     BackwardRun(const BackwardArgs<T>& a, const Dims& d)
-        : args(a), dims(d), stored(d), dot(use_dot_recurrent(d.batch)), scratch(d, a.threads, dot) {}
-
-    static void body(void* context, int thread, int team) {
-        static_cast<BackwardRun*>(context)->run(Worker{thread, team});
-    }
+        : args(a), dims(d), stored(d), dot(use_dot_recurrent(d.batch)), scratch(d, a.threads, dot), tiles(d, a.threads),
+          step_phases(two_phase ? 2 : 1),
+          layer_phases(2 + d.steps * step_phases + (a.dh0 ? 1 : 0)),
+          ih_parts(d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
+          hh_parts(d.gru ? 2 * d.hidden : d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
+          hn_parts(d.gru ? d.hidden : 0, kTileRows, max_parts(a.threads, kProductPartsPerThread)),
+          bias_parts(d.config.has_bias ? d.gate_rows() : 0, 16, max_parts(a.threads, kPartsPerThread)),
+          input_split_columns(d.rows() <= kRowsReadingBInPlace) {}
 
     T* gates(Index layer) const { return args.stored + stored.gates(layer); }
     const T* states(Index layer, Index direction) const { return args.stored + stored.states(layer, direction); }
@@ -495,41 +539,62 @@ template <class Cell, class T> struct BackwardRun {
         return param_offsets(dims.config, layer, direction);
     }
 
-    void run(const Worker& worker) {
-        // The iteration after the last step only computes dh0.
-        const Index iterations = dims.steps + (args.dh0 ? 1 : 0);
-        for (Index layer = dims.layers - 1; layer >= 0; --layer) {
-            prepare_layer(layer, worker);
-            worker.barrier();
-            for (Index s = 0; s < iterations; ++s) {
-                step(layer, s, worker, false);
-                worker.barrier();
-                if (two_phase && s < dims.steps) {
-                    step(layer, s, worker, true);
-                    worker.barrier();
-                }
+    Index packed_panels() const { return dot ? 0 : dims.directions * dims.panels; }
+    // The dot path's step items: groups of panels as wide as one gemv_row chunk (kGemvVectors
+    // vectors, two per panel), each one pass over its units with every sum in a register.
+    static constexpr Index kPanelGroup = kGemvVectors / 2;
+    Index panel_groups() const { return (dims.panels + kPanelGroup - 1) / kPanelGroup; }
+    Index step_items() const { return dot ? dims.directions * panel_groups() : tiles.count(); }
+    Parts input_gradient_parts(Index layer) const {
+        if (!args.dx && layer == 0) return Parts(0, 1, 1);
+        return input_split_columns ? Parts(dims.input_size(layer), panel_width<T>(), max_parts(args.threads, kPartsPerThread))
+                                   : Parts(dims.rows(), kTileRows, max_parts(args.threads, kProductPartsPerThread));
+    }
+    Index weight_items() const { return ih_parts.parts + hh_parts.parts + hn_parts.parts + bias_parts.parts; }
+    Index gradient_items(Index layer) const {
+        return dims.directions * weight_items() + input_gradient_parts(layer).parts + (args.dc0 ? 1 : 0);
+    }
+
+    Index items(Index phase) const {
+        if (phase >= dims.layers * layer_phases) return -1;
+        const Index layer = dims.layers - 1 - phase / layer_phases, k = phase % layer_phases;
+        if (k == 0) return packed_panels() + (dims.lstm ? 1 : 0);
+        if (k == layer_phases - 1) return gradient_items(layer);
+        return step_items();
+    }
+
+    void run_item(Index phase, Index item, int thread) {
+        const Index layer = dims.layers - 1 - phase / layer_phases, k = phase % layer_phases;
+        if (k == 0) {
+            if (item < packed_panels()) {
+                pack_panel(layer, item);
+            } else {
+                set_cell_gradients(layer);
             }
-            weight_gradients(layer, worker);
-            input_gradient(layer, worker);
-            worker.barrier();
+        } else if (k == layer_phases - 1) {
+            gradient_item(layer, item, thread);
+        } else {
+            // s = T, after the last step, only computes dh0.
+            const Index s = (k - 1) / step_phases;
+            const bool reset_phase = (k - 1) % step_phases == 1;
+            step(layer, s, item, thread, reset_phase);
         }
     }
 
-    // Packs W_hh [G*H, H] into panels of hidden units for dh_{t-1} = dgates_t W_hh (unless dot),
-    // and sets dc.
-    void prepare_layer(Index layer, const Worker& worker) {
+    // Packs panel `index` of W_hh [G*H, H] (columns = hidden units) for dh_{t-1} = dgates_t W_hh.
+    void pack_panel(Index layer, Index index) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, GH = dims.gate_rows();
-        const Range panels = worker.share(dot ? 0 : dims.directions * P, 1);
-        for (Index index = panels.begin; index < panels.end; ++index) {
-            const Index direction = index / P, u = index % P;
-            const ParamOffsets o = offsets(layer, direction);
-            const Index first = u * width, count = min_of<Index>(width, H - first);
-            const MatrixView<T> columns{args.weights + o.weight_hh + first, o.hh_stride, 1};
-            pack_b(packed(direction) + first * GH, columns, GH, count);
-        }
-        if (worker.thread != 0 || !dims.lstm) return;
-        const Index state_values = dims.batch * H;
+        const Index direction = index / P, u = index % P;
+        const ParamOffsets o = offsets(layer, direction);
+        const Index first = u * width, count = min_of<Index>(width, H - first);
+        const MatrixView<T> columns{args.weights + o.weight_hh + first, o.hh_stride, 1};
+        pack_b(packed(direction) + first * GH, columns, GH, count);
+    }
+
+    // dL/dc at the last step: the caller's dcn, or zeros.
+    void set_cell_gradients(Index layer) {
+        const Index state_values = dims.batch * dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const Index source = (layer * dims.directions + direction) * state_values;
             if (args.dcn) {
@@ -544,37 +609,34 @@ template <class Cell, class T> struct BackwardRun {
     // dhn at s = 0, else dgates of step s-1 times W_hh plus dh_partial), then the cell's
     // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
     // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
-    void step(Index layer, Index s, const Worker& worker, bool reset_phase) {
+    void step(Index layer, Index s, Index item, int thread, bool reset_phase) {
         if (!dot) {
-            for_step_tiles(dims, worker, [&](Index direction, Index u, Index row_begin, Index row_end) {
+            tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
                 step_item(layer, direction, s, u, row_begin, row_end, reset_phase, nullptr);
             });
             return;
         }
-        // This thread's panels of each direction (a run of them; the batch is one chunk): one
-        // gemv_row pass over their units for each row, then the cells panel by panel.
+        // A group of panels of one direction (the batch is one chunk): one gemv_row pass over
+        // their units for each row, then the cells panel by panel.
         constexpr int width = panel_width<T>();
-        const Index P = dims.panels, H = dims.hidden, B = dims.batch;
-        const Range items = worker.share(dims.directions * P, 1);
-        for (Index item = items.begin; item < items.end;) {
-            const Index direction = item / P, first = item % P, end = min_of(P, first + items.end - item);
-            T* products = args.scratch + scratch.products + worker.thread * scratch.products_size +
-                          direction * B * scratch.products_ld;
-            if (reset_phase || s > 0) {   // s = 0 starts from dhn
-                const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
-                const ParamOffsets o = offsets(layer, direction);
-                const T* w_hh = args.weights + o.weight_hh + unit0;
-                Segment<T> segments[2];
-                const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
-                for (Index r = 0; r < B; ++r)
-                    for (int g = 0; g < count; ++g)
-                        gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
-                                 w_hh + segments[g].panel_offset * o.hh_stride, o.hh_stride, units, segments[g].depth,
-                                 g > 0);
-            }
-            for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
-            item += end - first;
+        const Index H = dims.hidden, B = dims.batch;
+        const Index direction = item / panel_groups(), first = item % panel_groups() * kPanelGroup;
+        const Index end = min_of(dims.panels, first + kPanelGroup);
+        T* products = args.scratch + scratch.products + thread * scratch.products_size +
+                      direction * B * scratch.products_ld;
+        if (reset_phase || s > 0) {   // s = 0 starts from dhn
+            const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
+            const ParamOffsets o = offsets(layer, direction);
+            const T* w_hh = args.weights + o.weight_hh + unit0;
+            Segment<T> segments[2];
+            const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
+            for (Index r = 0; r < B; ++r)
+                for (int g = 0; g < count; ++g)
+                    gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
+                             w_hh + segments[g].panel_offset * o.hh_stride, o.hh_stride, units, segments[g].depth,
+                             g > 0);
         }
+        for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
     }
 
     // The depth segments of step s's product for rows from `row`: dn W_hn in the GRU's reset
@@ -678,58 +740,71 @@ template <class Cell, class T> struct BackwardRun {
         }
     }
 
-    // dW_ih += dgates^T x, dW_hh += dgates_h^T h_prev, bias gradients: products over all T*B
-    // rows, each split by output rows over the threads.
-    void weight_gradients(Index layer, const Worker& worker) {
-        const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        if (args.dc0 && worker.thread == 0) {
+    // Item `item` of the gradients phase: rows of one of a direction's weight gradients, columns
+    // of its bias gradients, a part of dx, or dL/dc0.
+    void gradient_item(Index layer, Index item, int thread) {
+        const Index per_direction = weight_items(), input_items = input_gradient_parts(layer).parts;
+        if (item < dims.directions * per_direction) {
+            weight_gradients(layer, item / per_direction, item % per_direction, thread);
+        } else if (item < dims.directions * per_direction + input_items) {
+            input_gradient(layer, input_gradient_parts(layer)[item - dims.directions * per_direction], thread);
+        } else {
             // The cell-state carry is dL/dc0 once the time loop is done.
-            const Index state_values = B * H;
+            const Index state_values = dims.batch * dims.hidden;
             for (Index direction = 0; direction < dims.directions; ++direction)
                 std::memcpy(args.dc0 + (layer * dims.directions + direction) * state_values, dc(direction),
                             state_values * sizeof(T));
         }
-        const Index rows = dims.rows(), input_size = dims.input_size(layer);
-        const PaddedRows padding{args.lengths, B};
-        for (Index direction = 0; direction < dims.directions; ++direction) {
-            const ParamOffsets o = offsets(layer, direction);
-            T* dgates = gates(layer) + direction * GH;
-            const MatrixView<T> dgates_t{dgates, 1, ld};   // [G*H, T*B]
-            // States feeding the T steps are T consecutive slots (see the layout note above).
-            const T* h_prev = states(layer, direction) + (direction == 0 ? 0 : slot(1));
-            const MatrixView<T> h_prev_rows{h_prev, H, 1};
-            const Range gate_rows = worker.share(GH, kTileRows);
-            const bool accumulate = !args.overwrite_grads;
-            gemm_rows(ProductOutput<T>{args.grads + o.weight_ih, o.ih_stride, accumulate, nullptr}, dgates_t,
-                      MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
-                      rows, gemm_scratch(worker.thread), padding);
-            T* dw_hh = args.grads + o.weight_hh;
-            if (dims.gru) {
-                // r and z rows multiply h_{t-1}; the n rows are dn*r times h_{t-1} (linear before
-                // reset) or dn times r*h_{t-1}.
-                const Range rz = worker.share(2 * H, kTileRows);
-                gemm_rows(ProductOutput<T>{dw_hh, o.hh_stride, accumulate, nullptr}, dgates_t, h_prev_rows, rz.begin,
-                          rz.end, H, rows, gemm_scratch(worker.thread), padding);
-                const Range n = worker.share(H, kTileRows);
-                const bool lbr = dims.config.linear_before_reset;
-                const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
-                                            : MatrixView<T>{dgates + 2 * H, 1, ld};
-                const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-                gemm_rows(ProductOutput<T>{dw_hh + 2 * H * o.hh_stride, o.hh_stride, accumulate, nullptr}, a, b,
-                          n.begin, n.end, H, rows, gemm_scratch(worker.thread), padding);
-            } else {
-                gemm_rows(ProductOutput<T>{dw_hh, o.hh_stride, accumulate, nullptr}, dgates_t, h_prev_rows,
-                          gate_rows.begin, gate_rows.end, H, rows, gemm_scratch(worker.thread), padding);
-            }
-            if (o.bias_ih >= 0) bias_gradients(layer, direction, o, worker);
-        }
     }
 
-    // Column sums of the gate gradients; columns split over the threads.
-    void bias_gradients(Index layer, Index direction, const ParamOffsets& o, const Worker& worker) {
+    // Part `part` of a direction's weight-gradient items: rows of dW_ih += dgates^T x, of
+    // dW_hh += dgates_h^T h_prev (products over all T*B rows), or columns of the bias gradients.
+    void weight_gradients(Index layer, Index direction, Index part, int thread) {
+        const Index H = dims.hidden, GH = dims.gate_rows(), ld = dims.gates_ld();
+        const Index rows = dims.rows(), input_size = dims.input_size(layer);
+        const PaddedRows padding{args.lengths, dims.batch};
+        const ParamOffsets o = offsets(layer, direction);
+        T* dgates = gates(layer) + direction * GH;
+        const MatrixView<T> dgates_t{dgates, 1, ld};   // [G*H, T*B]
+        // States feeding the T steps are T consecutive slots (see the layout note above).
+        const T* h_prev = states(layer, direction) + (direction == 0 ? 0 : slot(1));
+        const MatrixView<T> h_prev_rows{h_prev, H, 1};
+        const bool accumulate = !args.overwrite_grads;
+        if (part < ih_parts.parts) {
+            const Range gate_rows = ih_parts[part];
+            gemm_rows(ProductOutput<T>{args.grads + o.weight_ih, o.ih_stride, accumulate, nullptr}, dgates_t,
+                      MatrixView<T>{layer_input(layer), input_size, 1}, gate_rows.begin, gate_rows.end, input_size,
+                      rows, gemm_scratch(thread), padding);
+            return;
+        }
+        part -= ih_parts.parts;
+        T* dw_hh = args.grads + o.weight_hh;
+        if (part < hh_parts.parts) {
+            const Range gate_rows = hh_parts[part];
+            gemm_rows(ProductOutput<T>{dw_hh, o.hh_stride, accumulate, nullptr}, dgates_t, h_prev_rows,
+                      gate_rows.begin, gate_rows.end, H, rows, gemm_scratch(thread), padding);
+            return;
+        }
+        part -= hh_parts.parts;
+        if (part < hn_parts.parts) {
+            // The GRU's n rows: dn*r times h_{t-1} (linear before reset) or dn times r*h_{t-1}.
+            const Range n = hn_parts[part];
+            const bool lbr = dims.config.linear_before_reset;
+            const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
+                                        : MatrixView<T>{dgates + 2 * H, 1, ld};
+            const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
+            gemm_rows(ProductOutput<T>{dw_hh + 2 * H * o.hh_stride, o.hh_stride, accumulate, nullptr}, a, b, n.begin,
+                      n.end, H, rows, gemm_scratch(thread), padding);
+            return;
+        }
+        bias_gradients(layer, direction, bias_parts[part - hn_parts.parts]);
+    }
+
+    // Columns `columns` of the bias gradients: column sums of the gate gradients.
+    void bias_gradients(Index layer, Index direction, Range columns) {
+        const ParamOffsets o = offsets(layer, direction);
         const Index H = dims.hidden, GH = dims.gate_rows(), ld = dims.gates_ld();
         const T* dgates = gates(layer) + direction * GH;
-        const Range columns = worker.share(GH, 16);
         T* db_ih = args.grads + o.bias_ih;
         T* db_hh = args.grads + o.bias_hh;
         const Index rows = dims.rows();
@@ -745,24 +820,20 @@ template <class Cell, class T> struct BackwardRun {
         }
     }
 
-    // dx = sum_d dgates_d W_ih_d: the gradient of the layer below (with its dropout), or the
-    // caller's dx for layer 0. Threads split the rows; with only a row tile or two, where each
-    // would read all of W_ih, they split the columns instead.
-    void input_gradient(Index layer, const Worker& worker) {
+    // A part of dx = sum_d dgates_d W_ih_d (rows, or columns with input_split_columns): the
+    // gradient of the layer below (with its dropout), or the caller's dx for layer 0.
+    void input_gradient(Index layer, Range part, int thread) {
         T* dx = layer > 0 ? args.scratch + scratch.gradient(layer - 1) : args.dx;
-        if (!dx) return;
         const Index GH = dims.gate_rows(), ld = dims.gates_ld(), input_size = dims.input_size(layer);
-        const bool split_columns = dims.rows() <= kRowsReadingBInPlace;
-        const Range rows = split_columns ? Range{0, dims.rows()} : worker.share(dims.rows(), kTileRows);
-        const Range columns = split_columns ? worker.share(input_size, panel_width<T>()) : Range{0, input_size};
-        if (columns.begin == columns.end) return;
+        const Range rows = input_split_columns ? Range{0, dims.rows()} : part;
+        const Range columns = input_split_columns ? part : Range{0, input_size};
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const ParamOffsets o = offsets(layer, direction);
             const T* w_ih = args.weights + o.weight_ih;
             gemm_rows(ProductOutput<T>{dx + columns.begin, input_size, direction > 0, nullptr},
                       MatrixView<T>{gates(layer) + direction * GH, ld, 1},
                       MatrixView<T>{w_ih + columns.begin, o.ih_stride, 1}, rows.begin, rows.end,
-                      columns.end - columns.begin, GH, gemm_scratch(worker.thread));
+                      columns.end - columns.begin, GH, gemm_scratch(thread));
         }
         if (layer == 0 || args.dropout <= 0) return;
         for (Index row = rows.begin; row < rows.end; ++row) {

@@ -1,7 +1,11 @@
-// Persistent worker pool: workers spin briefly after each job (back-to-back kernel calls are
-// often microseconds apart), then sleep on a condition variable, so that an idle fastrnn does
-// not hold a core that another thread pool (NumPy's OpenBLAS, say) needs. Barriers inside a
-// run spin, then yield to whatever else the core has to run.
+// Persistent worker pool with dynamic item claiming (see threads.h).
+//
+// A phase's items are split into one share per thread. A thread takes items from the front of
+// its own share, then from the back of the others'. Nobody waits for a thread, only for items:
+// the thread that finishes a phase's last item opens the next phase, so a worker that has not
+// started (asleep, or its core busy with another process) holds nothing up, and one that the OS
+// deschedules holds up only the item it is running. Waiting threads spin briefly, then sleep,
+// so that an idle or stalled fastrnn does not hold a core that another program needs.
 #include "fastrnn/threads.h"
 
 #include <pthread.h>
@@ -10,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,127 +29,178 @@ static inline void cpu_relax() {}
 namespace fastrnn {
 namespace {
 
-// A pause is tens of cycles: a few hundred spins cover the microseconds between time steps.
-constexpr int kSpinsBeforeYield = 1000;
-// Idle workers give up their core after about 12 microseconds (a pause takes ~25 ns on Zen 3).
-constexpr int kSpinsBeforeSleep = 500;
-// How long a run waits for its workers to start: at least kMinimumAdmission, at most
-// kMaximumAdmission, else kAdmissionShare of its single-thread time at kFlopsPerSecond. A
-// sleeping worker on a virtual machine can take 100 microseconds to wake; one whose core another
-// thread holds may not run for milliseconds.
-constexpr double kMinimumAdmission = 40e-6, kMaximumAdmission = 2e-3;
-constexpr double kAdmissionShare = 0.02, kFlopsPerSecond = 60e9;
-// `seats` once admission is over: any later claim finds no seat.
-constexpr int kClosed = -(1 << 30);
+// Waiting threads spin this long before they sleep: phases of a run, and back-to-back kernel
+// calls, are often microseconds apart, and waking a sleeping thread takes tens of microseconds.
+constexpr double kSpinSeconds = 50e-6;
 
-// Busy-waits, then yields so a descheduled peer on a shared machine can run.
-inline void spin_wait(int spins) {
-    if (spins < kSpinsBeforeYield) {
-        cpu_relax();
-    } else {
-        std::this_thread::yield();
-    }
-}
+// The phase serial number changes whenever a phase opens or a job ends; waiting threads watch
+// it. Its top bit marks "the job has ended"; the rest counts up, and appears in every share's
+// word, so a thread holding an old word can never take an item of a later phase with it.
+constexpr std::uint32_t kEndedBit = 1u << 31;
 
-int default_threads() {
-    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kMaxThreads)));
-}
+// One thread's share of a phase: the items [first + front, first + back) that nobody has
+// taken yet. The word holds serial << 32 | front << 16 | back, so taking an item is one
+// compare-and-swap, which fails if the phase has changed since the word was read.
+constexpr Index kShareCapacity = 0xffff;
+struct alignas(64) Share {
+    std::atomic<std::uint64_t> word{0};
+    std::atomic<Index> first{0};
+};
 
-std::atomic<int> configured_threads{0};   // 0: not set yet, the hardware's
+inline std::uint32_t word_serial(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 32); }
+inline Index word_front(std::uint64_t word) { return static_cast<Index>((word >> 16) & 0xffff); }
+inline Index word_back(std::uint64_t word) { return static_cast<Index>(word & 0xffff); }
+
+std::atomic<int> configured_threads{1};   // the package sets the default at import
 
 class Pool {
 public:
     // Serializes parallel_run calls from different host threads.
     std::mutex run_mutex;
 
-    void run(int threads, void (*body)(void*, int, int), void* context, double flops) {
+    void run(int threads, const Job& job) {
         ensure_workers(threads - 1);
-        job_body = body;
-        job_context = context;
-        job_threads = threads;
-        finished.store(0, std::memory_order_relaxed);
-        team.store(0, std::memory_order_relaxed);
-        seats.store(threads - 1, std::memory_order_release);   // publishes the job fields above
-        {
-            std::lock_guard<std::mutex> lock(sleep_mutex);
-            generation.fetch_add(1, std::memory_order_release);
-        }
-        wake.notify_all();
-        // Admission: wait briefly for the workers to claim their seats, then go with those that did.
-        const double wait = std::clamp(kAdmissionShare * flops / kFlopsPerSecond, kMinimumAdmission, kMaximumAdmission);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait);
-        while (seats.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < deadline)
-            cpu_relax();
-        const int unclaimed = std::max(0, seats.exchange(kClosed, std::memory_order_acq_rel));
-        const int members = threads - unclaimed;
-        team.store(members, std::memory_order_release);
-        body(context, 0, members);
-        for (int spins = 0; finished.load(std::memory_order_acquire) != members - 1; ++spins) spin_wait(spins);
-    }
-
-    void barrier(int members) {
-        const int my_phase = barrier_phase.load(std::memory_order_relaxed);
-        if (barrier_count.fetch_add(1, std::memory_order_acq_rel) == members - 1) {
-            barrier_count.store(0, std::memory_order_relaxed);
-            barrier_phase.store(my_phase + 1, std::memory_order_release);
-            return;
-        }
-        for (int spins = 0; barrier_phase.load(std::memory_order_acquire) == my_phase; ++spins)
-            spin_wait(spins);
+        job_ = job;
+        team_.store(threads, std::memory_order_relaxed);
+        open(0, 0);
+        participate(0);
     }
 
     // After fork() only the forking thread exists in the child: forget the workers (their
     // handles are leaked on purpose; the threads do not exist here) and start afresh.
     void forget_workers_after_fork() {
-        new std::vector<std::thread>(std::move(workers));
-        workers.clear();
+        new std::vector<std::thread>(std::move(workers_));
+        workers_.clear();
         new (&run_mutex) std::mutex();
-        new (&sleep_mutex) std::mutex();
-        new (&wake) std::condition_variable();
+        new (&sleep_mutex_) std::mutex();
+        new (&wake_) std::condition_variable();
+        sleepers_.store(0, std::memory_order_relaxed);
     }
 
 private:
-    std::vector<std::thread> workers;
-    std::mutex sleep_mutex;
-    std::condition_variable wake;
-    std::atomic<unsigned long> generation{0};
-    std::atomic<int> finished{0};
-    std::atomic<int> seats{0};        // worker places left in the current run (kClosed after admission)
-    std::atomic<int> team{0};         // threads in the current run, published after admission
-    std::atomic<int> barrier_count{0};
-    std::atomic<int> barrier_phase{0};
-    void (*job_body)(void*, int, int) = nullptr;
-    void* job_context = nullptr;
-    int job_threads = 0;
+    std::vector<std::thread> workers_;
+    Share shares_[kMaxThreads];
+    std::atomic<int> share_count_{0};      // shares of the current phase
+    std::atomic<std::uint32_t> serial_{kEndedBit};
+    std::atomic<int> team_{0};             // threads of the current job, the caller included
+    std::atomic<Index> pending_{0};        // items of the current phase not finished yet
+    // Written by whoever opens a phase, before it publishes the shares; read only by threads
+    // that hold an item of that phase (so the phase cannot change under them).
+    Job job_{};
+    Index phase_ = 0;
+    std::mutex sleep_mutex_;
+    std::condition_variable wake_;
+    std::atomic<int> sleepers_{0};
 
     void ensure_workers(int count) {
-        while (static_cast<int>(workers.size()) < count) {
-            // The worker starts from the current generation: the job about to be published
-            // (which may happen before the thread first runs) is new to it.
-            const unsigned long seen = generation.load(std::memory_order_acquire);
-            workers.emplace_back([this, seen] { work(seen); });
+        while (static_cast<int>(workers_.size()) < count) {
+            const int thread = static_cast<int>(workers_.size()) + 1;
+            workers_.emplace_back([this, thread] { participate(thread); });
         }
     }
 
-    void work(unsigned long seen) {
+    // Opens phase `phase` (skipping phases without items), or ends the job after its last;
+    // `thread` is the caller's.
+    void open(Index phase, int thread) {
         for (;;) {
-            for (int spins = 0; generation.load(std::memory_order_acquire) == seen; ++spins) {
-                if (spins < kSpinsBeforeSleep) {
-                    cpu_relax();
-                } else {
-                    std::unique_lock<std::mutex> lock(sleep_mutex);
-                    wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen; });
+            const Index count = job_.items(job_.context, phase);
+            if (count == 0) {
+                ++phase;
+                continue;
+            }
+            const std::uint32_t serial = ((serial_.load(std::memory_order_relaxed) & ~kEndedBit) + 1) & ~kEndedBit;
+            if (count < 0) {
+                // Nothing of the job may be touched after this: the caller may return at once.
+                publish(serial | kEndedBit);
+                return;
+            }
+            const int team = team_.load(std::memory_order_relaxed);
+            const Index needed = (count + kShareCapacity - 1) / kShareCapacity;
+            if (needed > kMaxThreads) {
+                // More items than the shares can hold (never, for fastrnn's kernels): run the
+                // phase here, alone.
+                for (Index item = 0; item < count; ++item) job_.run_item(job_.context, phase, item, thread);
+                ++phase;
+                continue;
+            }
+            const int shares = static_cast<int>(std::max<Index>(team, needed));
+            phase_ = phase;
+            pending_.store(count, std::memory_order_relaxed);
+            share_count_.store(shares, std::memory_order_relaxed);
+            for (int s = 0; s < shares; ++s) {
+                const Index begin = count * s / shares, end = count * (s + 1) / shares;
+                shares_[s].first.store(begin, std::memory_order_relaxed);
+                shares_[s].word.store(std::uint64_t(serial) << 32 | std::uint64_t(end - begin),
+                                      std::memory_order_release);
+            }
+            publish(serial);
+            return;
+        }
+    }
+
+    void publish(std::uint32_t serial) {
+        serial_.store(serial, std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+            { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+            wake_.notify_all();
+        }
+    }
+
+    // Takes an item of phase `serial`: from the front of this thread's own share, else from the
+    // back of another's. Returns false when none is left.
+    bool take(int thread, std::uint32_t serial, Index& item) {
+        const int shares = share_count_.load(std::memory_order_relaxed);
+        for (int i = 0; i < shares; ++i) {
+            const int s = (thread + i) % shares;
+            const bool own = s == thread;
+            Share& share = shares_[s];
+            std::uint64_t word = share.word.load(std::memory_order_acquire);
+            while (word_serial(word) == serial && word_front(word) < word_back(word)) {
+                const std::uint64_t taken = own ? word + (1u << 16) : word - 1;
+                if (share.word.compare_exchange_weak(word, taken, std::memory_order_acq_rel,
+                                                     std::memory_order_acquire)) {
+                    item = share.first.load(std::memory_order_relaxed) + (own ? word_front(word) : word_back(word) - 1);
+                    return true;
                 }
             }
-            seen = generation.load(std::memory_order_acquire);
-            // Claim a seat; seats are numbered so that the members are threads 1 .. team-1.
-            const int seat = seats.fetch_sub(1, std::memory_order_acq_rel);
-            if (seat <= 0) continue;   // too late (admission closed) or not needed
-            int members;
-            while ((members = team.load(std::memory_order_acquire)) == 0) cpu_relax();
-            job_body(job_context, job_threads - seat, members);
-            finished.fetch_add(1, std::memory_order_acq_rel);
         }
+        return false;
+    }
+
+    // The caller (thread 0) returns when its job has ended; workers never return.
+    void participate(int thread) {
+        for (;;) {
+            const std::uint32_t serial = serial_.load(std::memory_order_acquire);
+            if (serial & kEndedBit) {
+                if (thread == 0) return;
+            } else if (thread < team_.load(std::memory_order_relaxed)) {
+                Index item;
+                if (take(thread, serial, item)) {
+                    const Index phase = phase_;
+                    job_.run_item(job_.context, phase, item, thread);
+                    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) open(phase + 1, thread);
+                    continue;
+                }
+            }
+            wait_for_change(serial);
+        }
+    }
+
+    void wait_for_change(std::uint32_t seen) {
+        const auto start = std::chrono::steady_clock::now();
+        for (int spins = 1;; ++spins) {
+            if (serial_.load(std::memory_order_acquire) != seen) return;
+            cpu_relax();
+            if (spins % 64 == 0 &&
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > kSpinSeconds)
+                break;
+        }
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        {
+            std::unique_lock<std::mutex> lock(sleep_mutex_);
+            wake_.wait(lock, [&] { return serial_.load(std::memory_order_seq_cst) != seen; });
+        }
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
 };
 
@@ -159,31 +215,23 @@ Pool& pool() {
 
 }  // namespace
 
-int get_num_threads() {
-    int threads = configured_threads.load(std::memory_order_relaxed);
-    if (threads == 0) {
-        threads = default_threads();
-        configured_threads.store(threads, std::memory_order_relaxed);
-    }
-    return threads;
-}
+int get_num_threads() { return configured_threads.load(std::memory_order_relaxed); }
 
 void set_num_threads(int threads) {
     configured_threads.store(std::clamp(threads, 1, kMaxThreads), std::memory_order_relaxed);
 }
 
-void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context, double flops) {
+void parallel_run(int threads, const Job& job) {
     if (threads <= 1) {
-        body(context, 0, 1);
-        return;
+        for (Index phase = 0;; ++phase) {
+            const Index count = job.items(job.context, phase);
+            if (count < 0) return;
+            for (Index item = 0; item < count; ++item) job.run_item(job.context, phase, item, 0);
+        }
     }
     Pool& workers = pool();
     std::lock_guard<std::mutex> lock(workers.run_mutex);
-    workers.run(threads, body, context, flops);
-}
-
-void parallel_barrier(int team) {
-    if (team > 1) pool().barrier(team);
+    workers.run(threads, job);
 }
 
 }  // namespace fastrnn

@@ -6,11 +6,9 @@ fastrnn.reference. Models follow Keras: fastrnn.Sequential([...]).compile(optimi
 evaluate, predict, plus generate for character models, save and fastrnn.load.
 """
 
-import os
-import warnings
-
-from . import _core, data, io, losses, optim
-from .base import Layer, positive_int
+from . import _core, _threads, data, io, losses, optim
+from ._threads import get_num_threads, set_num_threads
+from .base import Layer
 from .io import load
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from .model import History, Sequential
@@ -19,34 +17,7 @@ from .recurrent import GRU, LSTM, RNN
 __version__ = "0.1.0"
 
 
-def get_num_threads():
-    """Threads the kernels may use (default: FASTRNN_NUM_THREADS, else all cores)."""
-    return _core.get_num_threads()
-
-
-def set_num_threads(threads):
-    """Sets the number of threads the kernels may use (1 to 1024); results are identical for any
-    count."""
-    threads = positive_int(threads, "threads")
-    if threads > _core.max_threads:
-        raise ValueError(f"threads: expected 1 to {_core.max_threads}, got {threads}")
-    _core.set_num_threads(threads)
-
-
-def _apply_thread_environment():
-    """FASTRNN_NUM_THREADS, when set, as if passed to set_num_threads; a value that is not a
-    thread count is ignored with a warning (a typo should not silently change the speed)."""
-    text = os.environ.get("FASTRNN_NUM_THREADS")
-    if text is None:
-        return
-    try:
-        set_num_threads(int(text))
-    except ValueError:
-        warnings.warn(f"FASTRNN_NUM_THREADS={text!r} ignored: expected an integer from 1 to {_core.max_threads}; "
-                      f"using {get_num_threads()} threads", RuntimeWarning, stacklevel=2)
-
-
-_apply_thread_environment()
+_threads.apply_defaults()
 
 
 def kernel_isa():

@@ -1,26 +1,34 @@
-// The persistent worker pool the kernels run on. Plain functions only: the per-instruction-set
-// kernel translation units call them without sharing any inline code.
+// The persistent worker pool the kernels run on. Plain functions and data only: the
+// per-instruction-set kernel translation units call them without sharing any inline code.
 #pragma once
+
+#include "fastrnn/common.h"
 
 namespace fastrnn {
 
-// More threads than this only add start-up and barrier costs (and each one's stack).
+// More threads than this only add start-up costs (and each one's stack).
 constexpr int kMaxThreads = 1024;
 
-// Threads kernels may use: set_num_threads(), else the hardware's (at most kMaxThreads). The
-// package applies FASTRNN_NUM_THREADS through set_num_threads when it is imported.
+// Threads kernels may use. The package sets the default at import (the CPUs the process may
+// run on, see fastrnn/_threads.py), then FASTRNN_NUM_THREADS or set_num_threads() change it.
 int get_num_threads();
 void set_num_threads(int threads);   // 1 <= threads <= kMaxThreads
 
-// Runs body(context, thread, team) for thread = 0 .. team-1 (thread 0 on the caller) and
-// returns once all have finished. team <= threads: workers that do not start in time (their core
-// busy with another process or thread pool) are left out, so the body must split its work by
-// `team`, not by `threads`. "In time" grows with `flops`, the run's estimated work: a sleeping
-// worker can take a while to wake, which only a long run can afford to wait for. Concurrent
-// calls from several host threads run one after another.
-void parallel_run(int threads, void (*body)(void* context, int thread, int team), void* context, double flops);
+// A kernel call's work as a sequence of phases. Phase p has items(context, p) items (a negative
+// count: the work ends before phase p); they may run in any order, on any thread, and phase
+// p + 1 starts once every item of phase p has finished. run_item(context, p, item, thread)
+// runs one item; `thread` (0 for the caller, below `threads` for all) indexes per-thread scratch.
+struct Job {
+    Index (*items)(void* context, Index phase);
+    void (*run_item)(void* context, Index phase, Index item, int thread);
+    void* context;
+};
 
-// Inside parallel_run's body: returns once all `team` threads of the run have arrived.
-void parallel_barrier(int team);
+// Runs `job` on the caller and up to threads - 1 workers, and returns once its last phase has
+// finished. Item boundaries are the job's, so which thread runs an item never changes a result.
+// Each thread first takes the items of its own share of a phase, then takes what is left of the
+// others' shares: a worker that is slow to start, or that the OS has descheduled, delays only
+// the item it is running. Concurrent calls from several host threads run one after another.
+void parallel_run(int threads, const Job& job);
 
 }  // namespace fastrnn
