@@ -1,6 +1,7 @@
-"""Smoke test of the benchmark harness: `bench/run.py --quick --cases hihello` exits 0 and
+"""Smoke tests of the benchmark harnesses: `bench/run.py --quick --cases hihello` exits 0 and
 writes JSON with the expected keys, with PyTorch as installed and with PyTorch hidden (the
-harness must work without it, leaving the torch column empty).
+harness must work without it, leaving the torch column empty); `bench/load.py --quick` on the
+smallest case and demo does too.
 """
 
 import importlib.util
@@ -40,3 +41,19 @@ def test_quick_run_writes_results(tmp_path, hide_torch):
     assert all(value > 0 for value in case["ms"].values())
     assert (case["speedup_vs_torch"] is not None) == with_torch
     assert (case["target"]["passed"] is not None) == with_torch
+
+
+def test_quick_load_run_writes_results(tmp_path):
+    output = tmp_path / "load.json"
+    command = [sys.executable, str(BENCH / "load.py"), "--quick", "--cases", "hihello", "--demos", "hihello",
+               "--json", str(output)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads(output.read_text())
+    for section in ("under_load", "idle"):
+        assert set(results[section]) == {"hihello LSTM fwd+bwd", "demo hihello"}
+        for row in results[section].values():
+            assert row["default_s"] > 0 and row["single_s"] > 0 and row["rounds"] >= 3
+            assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+    assert set(results["side_by_side"]) == {"hihello"}
+    assert results["worst_ratio_under_load"] == max(row["ratio"] for row in results["under_load"].values())
