@@ -80,17 +80,19 @@ public:
 private:
     std::vector<std::thread> workers_;
     Share shares_[kMaxThreads];
-    std::atomic<int> share_count_{0};      // shares of the current phase
-    std::atomic<std::uint32_t> serial_{kEndedBit};
-    std::atomic<int> team_{0};             // threads of the current job, the caller included
-    std::atomic<Index> pending_{0};        // items of the current phase not finished yet
+    // Each on a cache line of its own: waiting threads poll the serial, finishing threads
+    // write the pending count, and neither should slow down the other's reads.
+    alignas(64) std::atomic<std::uint32_t> serial_{kEndedBit};
+    alignas(64) std::atomic<Index> pending_{0};   // items of the current phase not yet counted finished
+    alignas(64) std::atomic<int> share_count_{0};  // shares of the current phase
+    std::atomic<int> team_{0};                     // threads of the current job, the caller included
     // Written by whoever opens a phase, before it publishes the shares; read only by threads
     // that hold an item of that phase (so the phase cannot change under them).
     Job job_{};
     Index phase_ = 0;
     std::mutex sleep_mutex_;
     std::condition_variable wake_;
-    std::atomic<int> sleepers_{0};
+    alignas(64) std::atomic<int> sleepers_{0};
 
     void ensure_workers(int count) {
         while (static_cast<int>(workers_.size()) < count) {
@@ -167,8 +169,11 @@ private:
         return false;
     }
 
-    // The caller (thread 0) returns when its job has ended; workers never return.
+    // The caller (thread 0) returns when its job has ended; workers never return. Finished items
+    // are counted once a thread finds no more to take, so that threads do not contend on the
+    // count item by item.
     void participate(int thread) {
+        Index finished = 0, phase = 0;
         for (;;) {
             const std::uint32_t serial = serial_.load(std::memory_order_acquire);
             if (serial & kEndedBit) {
@@ -176,11 +181,17 @@ private:
             } else if (thread < team_.load(std::memory_order_relaxed)) {
                 Index item;
                 if (take(thread, serial, item)) {
-                    const Index phase = phase_;
+                    // The phase cannot change before this thread's finished items are counted.
+                    phase = phase_;
                     job_.run_item(job_.context, phase, item, thread);
-                    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) open(phase + 1, thread);
+                    ++finished;
                     continue;
                 }
+            }
+            if (finished > 0) {
+                if (pending_.fetch_sub(finished, std::memory_order_acq_rel) == finished) open(phase + 1, thread);
+                finished = 0;
+                continue;
             }
             wait_for_change(serial);
         }
