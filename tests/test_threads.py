@@ -100,6 +100,22 @@ def test_results_identical_under_load_and_oversubscription(restore_threads, busy
                 np.testing.assert_array_equal(result[name], value, err_msg=name)
 
 
+def test_pool_keeps_its_contract_under_load(busy_core):
+    """Random jobs (phases of 0 to 39 items, some long enough to be descheduled in) on 1 to 6
+    threads, from two host threads at once: every item runs once, on a free thread index below
+    the call's count, after the whole phase before it."""
+    results = []
+    hosts = [threading.Thread(target=lambda seed=seed: results.append(fastrnn._core._check_pool(2000, 6, seed)))
+             for seed in (1, 2)]
+    for host in hosts:
+        host.start()
+    for host in hosts:
+        host.join()
+    assert len(results) == 2
+    for result in results:
+        assert result["items"] > 10000 and result["violations"] == 0
+
+
 def test_layers_in_concurrent_python_threads(restore_threads):
     """Kernel calls from two Python threads (the GIL is released) share the worker pool one at a
     time: each gets its own right result; one layer used by both at once raises."""

@@ -1,5 +1,5 @@
-// fastrnn._core: the native module. Each cell kind (and the fully connected layer) binds itself;
-// this file gathers them and adds the thread controls and the kernel test hooks.
+// fastrnn._core: the native module. Each cell kind, the fully connected layer, generation and the
+// thread controls bind themselves; this file gathers them and adds the kernel test hooks.
 #include "stack_binding.h"
 
 namespace fastrnn {
@@ -8,6 +8,7 @@ void bind_lstm(py::module_& m);
 void bind_gru(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_generate(py::module_& m);
+void bind_threads(py::module_& m);
 
 namespace {
 
@@ -63,17 +64,7 @@ PYBIND11_MODULE(_core, m) {
     bind_gru(m);
     bind_linear(m);
     bind_generate(m);
-    m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
-    m.attr("max_threads") = kMaxThreads;
-    m.def(
-        "set_num_threads",
-        [](int threads) {
-            if (threads < 1 || threads > kMaxThreads)
-                throw py::value_error("threads: expected 1 to " + std::to_string(kMaxThreads) + ", got " +
-                                      std::to_string(threads));
-            set_num_threads(threads);
-        },
-        py::arg("threads"), "Set the number of threads the kernels may use.");
+    bind_threads(m);
     m.def(
         "_set_poison", [](bool on) { poison_buffers = on; }, py::arg("on"),
         "Tests only: NaN-fill outputs and workspaces before every kernel call.");
