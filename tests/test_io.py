@@ -3,6 +3,8 @@ Keras weight lists against a NumPy transcription of Keras' cell formulas, PyTorc
 state_dicts against torch itself when it is installed."""
 
 import json
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -143,6 +145,25 @@ def test_a_flipped_byte_in_the_weights_is_caught(saved):
     saved.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="not a readable fastrnn model file .*CRC"):
         fastrnn.load(saved)
+
+
+def write_config(path, layers, vocabulary=None):
+    """A model file holding only the configuration of `layers` (entries as get_config gives them),
+    deflated as numpy.savez_compressed writes it."""
+    config = {"format": "fastrnn.Sequential", "version": 1, "layers": layers, "vocabulary": vocabulary}
+    with open(path, "wb") as file:
+        np.savez_compressed(file, __config__=np.array(json.dumps(config)))
+
+
+def test_a_file_of_100k_layers_loads_in_linear_time(tmp_path):
+    # A 51 KB file: checking that no layer appears twice compared each layer with all those
+    # before it, and the load took 100 s. Run apart, so that a regression times out.
+    path = tmp_path / "deep.npz"
+    write_config(path, [{"class": "ReLU", "config": {}}] * 100_000)
+    assert path.stat().st_size < 100_000
+    code = f"import fastrnn; print(len(fastrnn.load({str(path)!r}).layers))"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert completed.stdout.split() == ["100000"], completed.stderr
 
 
 def test_only_fastrnn_layers_can_be_saved(tmp_path):

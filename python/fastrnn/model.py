@@ -459,12 +459,14 @@ def _checked_layers(layers):
     layers = list(layers)
     if not layers:
         raise ValueError("layers: expected at least one layer")
+    seen = set()   # ids of the layers before this one: a model of n layers is checked in O(n)
     for index, layer in enumerate(layers):
         if not isinstance(layer, Layer) or isinstance(layer, Sequential):
             raise TypeError(f"layers[{index}]: expected a fastrnn layer (not a Sequential: list its layers), "
                             f"got {type(layer).__name__}")
-        if any(layer is other for other in layers[:index]):
+        if id(layer) in seen:
             raise ValueError(f"layers[{index}]: {layer!r} appears twice; create one layer per position")
+        seen.add(id(layer))
         if layer._in_sequential:
             raise ValueError(f"layers[{index}]: {layer!r} already belongs to another Sequential (its parameters "
                              "live in that model's buffer); create a new layer, and copy the weights with "
