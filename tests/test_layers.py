@@ -156,6 +156,18 @@ def test_constructor_errors_name_the_argument(make, error, match):
         make()
 
 
+@pytest.mark.parametrize("make, described", [
+    (lambda: Dense(10**6, 10**6), "Dense(in_features=1000000, out_features=1000000, bias=True, dtype='float32')"),
+    (lambda: Embedding(10**6, 10**6, dtype="float64"),
+     "Embedding(num_embeddings=1000000, embedding_dim=1000000, dtype='float64')"),
+])
+def test_parameters_that_cannot_fit_in_memory_raise_before_allocating(make, described):
+    # Worded as the recurrent layers' check; these sizes once went straight to the allocation.
+    with pytest.raises(ValueError, match=re.escape(described) + r": its float(32|64) parameters and their gradients "
+                                         r"would take \d+\.\d GiB, more than this machine's \d+\.\d GiB of memory"):
+        make()
+
+
 @pytest.mark.parametrize("lengths, error, match", [
     (np.array([0, 1]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 0 to 1"),
     (np.array([1, 5]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 1 to 5"),

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastrnn
 from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, Sequential, Tanh, losses, optim
 from fastrnn.data import Vocabulary, sequence_batches
 from fastrnn.model import sample
@@ -399,6 +400,15 @@ def test_a_layer_belongs_to_one_sequential():
     before = lstm.state_dict()
     model.fit(x, y, epochs=5, verbose=0)
     assert all(not np.array_equal(lstm.params[name], before[name]) for name in before)
+
+
+def test_layers_that_fit_in_memory_one_by_one_but_not_together_are_refused(monkeypatch):
+    layers = [Dense(256, 256), Dense(256, 256)]   # 514 KiB each with their gradients
+    monkeypatch.setattr(fastrnn.base, "physical_memory", lambda: 2**20)
+    with pytest.raises(ValueError, match="Sequential of 2 layers: its float32 parameters and their gradients would "
+                                         "take .* GiB, more than this machine's .* GiB of memory"):
+        Sequential(layers)
+    assert Sequential(layers[:1]).layers == layers[:1]
 
 
 def test_a_rejected_sequential_leaves_its_layers_free():

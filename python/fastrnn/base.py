@@ -6,6 +6,7 @@ flat buffers directly (one call, one vectorised update), users see PyTorch's nam
 """
 
 import math
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -162,6 +163,26 @@ class ParameterDict(Mapping):
         return f"ParameterDict({{{shapes}}})"
 
 
+def physical_memory():
+    """This machine's memory in bytes (physical pages times the page size, as the native layers
+    read it), or 0 where the system does not say."""
+    names = getattr(os, "sysconf_names", {})
+    if "SC_PHYS_PAGES" not in names or "SC_PAGE_SIZE" not in names:
+        return 0
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return pages * page_size if pages > 0 and page_size > 0 else 0
+
+
+def check_memory(size_in_bytes, subject):
+    """ValueError "{subject} would take X GiB, more than this machine's Y GiB of memory" when
+    `size_in_bytes` exceeds the machine's memory: sizes that cannot fit are refused before
+    anything is allocated, in the words of the recurrent layers' native check."""
+    memory = physical_memory()
+    if memory and size_in_bytes > memory:
+        raise ValueError(f"{subject} would take {size_in_bytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{memory / 2**30:.1f} GiB of memory")
+
+
 def aligned_zeros(size, dtype, alignment=64):
     """np.zeros(size, dtype) starting on an `alignment`-byte boundary (whole cache lines for the
     kernels' vector loads)."""
@@ -177,10 +198,12 @@ class Parameters:
     layout: [(name, offset, shape[, row_stride])]; a 2-D tensor with a row_stride longer than its
     rows is a strided view (rows padded for aligned vector loads). Gaps between tensors and the
     padding of rows (alignment) stay zero. size: the buffer's length when it runs on past the
-    last tensor (None: it ends there).
+    last tensor (None: it ends there). owner: what holds the parameters (a layer, or a
+    description), named in the ValueError raised when they and their gradients cannot fit in
+    the machine's memory.
     """
 
-    def __init__(self, layout, dtype, size=None):
+    def __init__(self, layout, dtype, size=None, *, owner):
         self.dtype = np.dtype(dtype)
         self.layout = []
         for name, offset, shape, *row_stride in layout:
@@ -189,6 +212,9 @@ class Parameters:
         self.size = max((offset + self._extent(shape, stride) for _, offset, shape, stride in self.layout), default=0)
         self.size = max(self.size, size or 0)
         self.shapes = {name: shape for name, _, shape, _ in self.layout}
+        # Every layer with parameters, and a Sequential's model-wide buffer, come through here.
+        check_memory(2 * self.size * self.dtype.itemsize,
+                     f"{owner}: its {self.dtype.name} parameters and their gradients")
         self.values = aligned_zeros(self.size, self.dtype)
         self.grads = aligned_zeros(self.size, self.dtype)
         # zero_grad() on a layer whose backward can overwrite only sets this: the next backward

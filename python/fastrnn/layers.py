@@ -19,7 +19,8 @@ class Embedding(Layer):
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
         self.dtype = float_dtype(dtype)
-        self._parameters = Parameters([("weight", 0, (self.num_embeddings, self.embedding_dim))], self.dtype)
+        self._parameters = Parameters([("weight", 0, (self.num_embeddings, self.embedding_dim))], self.dtype,
+                                      owner=self)
         self._rng = np.random.default_rng(seed)
         self.reset_parameters()
 
@@ -94,7 +95,7 @@ class Dense(Layer):
         layout = [("weight", 0, (self.out_features, self.in_features))]
         if self.bias:
             layout.append(("bias", weight_size, (self.out_features,)))
-        self._parameters = Parameters(layout, self.dtype)
+        self._parameters = Parameters(layout, self.dtype, owner=self)
         # The packed GEMM of fastrnn's kernels: no BLAS threads to contend with the recurrent ones.
         self._native_forward = getattr(_core, f"linear_forward_{self.dtype.name}")
         self._native_backward = getattr(_core, f"linear_backward_{self.dtype.name}")

@@ -139,7 +139,9 @@ class Sequential(Layer):
             offset += layer._parameters.size
         if not layout:
             return None
-        model = Parameters(layout, self.dtype, offset)   # the last layer's buffer may run past its last tensor
+        # The last layer's buffer may run past its last tensor. Each layer's parameters were
+        # checked against the machine's memory on their own; here they are checked together.
+        model = Parameters(layout, self.dtype, offset, owner=f"Sequential of {len(self.layers)} layers")
         for parameters, start in placements:
             model.adopt(parameters, start)
         return model

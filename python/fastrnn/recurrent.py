@@ -26,7 +26,8 @@ class _Recurrent(Layer):
         native_class = getattr(_core, f"{self._native_name}_{self.dtype.name}")
         self._native = native_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
                                     bidirectional=self.bidirectional, **(native_options or {}))
-        self._parameters = Parameters(self._native.parameter_layout(), self.dtype, self._native.parameter_count)
+        self._parameters = Parameters(self._native.parameter_layout(), self.dtype, self._native.parameter_count,
+                                      owner=self)
         self._rng = np.random.default_rng(seed)
         self.reset_parameters()
 
