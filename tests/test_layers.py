@@ -96,6 +96,23 @@ def test_activations(layer_class):
     backward_check(layer, x)
 
 
+@pytest.mark.parametrize("make", [ReLU, lambda: Dropout(0.0)])
+def test_backward_checks_dy_after_a_forward_of_a_number(make):
+    # ReLU kept a bool for a number, whose missing .shape raised AttributeError; Dropout(0)
+    # returned any dy unchecked.
+    layer = make()
+    layer(3.0)
+    with pytest.raises(ValueError, match=re.escape("dy: expected the shape of the forward's output (), got (2,)")):
+        layer.backward([1.0, 2.0])
+
+
+@pytest.mark.parametrize("layer_class", [ReLU, Tanh])
+def test_activations_refuse_non_numbers_naming_x(layer_class):
+    for x, dtype in (("a", "<U1"), (None, "object")):
+        with pytest.raises(TypeError, match=f"x: expected real numbers, got dtype {dtype}"):
+            layer_class()(x)
+
+
 def test_dropout_scales_kept_elements_and_is_the_identity_in_eval_mode():
     layer = Dropout(0.25, seed=0)
     x = np.ones((200, 50))

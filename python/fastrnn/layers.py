@@ -137,7 +137,10 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
+    """max(x, 0) elementwise; real numbers other than float32 and float64 become float64."""
+
     def forward(self, x):
+        x = float_array(x, None, "x")
         self._keep(x > 0)
         return np.maximum(x, 0)
 
@@ -150,8 +153,10 @@ class ReLU(Layer):
 
 
 class Tanh(Layer):
+    """tanh(x) elementwise; real numbers other than float32 and float64 become float64."""
+
     def forward(self, x):
-        y = np.tanh(x)
+        y = np.tanh(float_array(x, None, "x"))
         if self.training:
             self._keep(1 - y * y)   # not y itself: the caller owns y and may write into it
         return y
@@ -176,18 +181,19 @@ class Dropout(Layer):
 
     def forward(self, x):
         x = float_array(x, None, "x")   # the generator draws float32 and float64 only
-        if not self.training or self.p == 0:
+        if not self.training:
             return x
-        keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
-        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
-        self._keep(mask)
-        return x * mask
+        mask = None   # p == 0: nothing dropped, but backward still checks dy against x
+        if self.p:
+            keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
+            mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
+        self._keep(x.shape, mask)
+        return x if mask is None else x * mask
 
     def backward(self, dy):
-        if self.p == 0:
-            return dy
-        (mask,) = self._take_kept()
-        return output_gradient(dy, mask.shape, None) * mask
+        shape, mask = self._take_kept()
+        dy = output_gradient(dy, shape, None)
+        return dy if mask is None else dy * mask
 
     def get_config(self):
         return {"p": self.p}
