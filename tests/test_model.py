@@ -282,6 +282,19 @@ def test_sample_follows_the_tempered_softmax_within_top_k():
     assert sample(logits, 0) == 3
 
 
+@pytest.mark.parametrize("arguments, error, match", [
+    ((None,), TypeError, "logits: expected real numbers, got dtype object"),
+    (([[1.0, 2.0]],), ValueError, r"logits: expected a non-empty 1-D array \(one logit per id\), got shape \(1, 2\)"),
+    ((np.zeros(0),), ValueError, r"logits: expected a non-empty 1-D array .*, got shape \(0,\)"),
+    ((np.zeros(3), -1.0), ValueError, r"temperature: expected a value in \[0, inf\), got -1.0"),
+    ((np.zeros(3), 1.0, 0), ValueError, "top_k: expected a positive integer, got 0"),
+])
+def test_sample_argument_errors_name_the_argument(arguments, error, match):
+    # logits=None raised AttributeError; a negative temperature and top_k=0 were taken.
+    with pytest.raises(error, match=match):
+        sample(*arguments)
+
+
 def test_native_generation_samples_the_tempered_softmax_within_top_k():
     # A head with zero weights makes every step's logits its bias: the draws show the sampler.
     probabilities = np.array([0.1, 0.2, 0.3, 0.4])

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _core, losses, optim
-from .base import Layer, Parameters, class_ids, positive_int, real_number, sequence_lengths
+from .base import Layer, Parameters, class_ids, float_array, positive_int, real_number, sequence_lengths
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot
 from .progress import Progress
@@ -494,6 +494,12 @@ def sample(logits, temperature=1.0, top_k=None, rng=None):
     """An id drawn from softmax(logits / temperature) restricted to the top_k largest logits;
     argmax when temperature is 0. Gumbel-max trick: argmax(logits / temperature + Gumbel noise)
     has exactly that distribution and costs a few NumPy calls (generate's per-token budget)."""
+    logits = float_array(logits, None, "logits")
+    if logits.ndim != 1 or not len(logits):
+        raise ValueError(f"logits: expected a non-empty 1-D array (one logit per id), got shape {logits.shape}")
+    temperature = real_number(temperature, "temperature", 0)
+    if top_k is not None:
+        top_k = positive_int(top_k, "top_k")
     if top_k is not None and top_k < len(logits):
         logits = np.where(logits >= np.partition(logits, -top_k)[-top_k], logits, -np.inf)
     if temperature == 0:
