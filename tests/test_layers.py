@@ -196,6 +196,28 @@ def test_last_step_checks_lengths(lengths, error, match):
         LastStep()(np.arange(24.0).reshape(2, 3, 4), lengths=lengths)
 
 
+def test_inputs_whose_output_cannot_fit_are_refused_before_they_are_scanned(run_apart):
+    # The ids (or lengths) were scanned first: minutes over these views of 2**40 values.
+    printed = run_apart("""
+import numpy as np
+from fastrnn import Embedding, LastStep, OneHot
+ids = np.broadcast_to(np.int64(0), (2**20, 2**20))
+x, lengths = np.broadcast_to(np.float32(0), (2**40, 3, 4)), np.broadcast_to(np.int64(1), (2**40,))
+for call in (lambda: Embedding(3, 2)(ids), lambda: OneHot(3)(ids), lambda: LastStep()(x, lengths)):
+    try:
+        call()
+    except ValueError as error:
+        print(error)
+""")
+    expected = [r"x: an output of shape \(1048576, 1048576, 2\) \(for x of shape \(1048576, 1048576\)\)",
+                r"x: an output of shape \(1048576, 1048576, 3\) \(for x of shape \(1048576, 1048576\)\)",
+                r"x: an output of shape \(1099511627776, 4\) \(for x of shape \(1099511627776, 3, 4\)\)"]
+    lines = printed.splitlines()
+    assert len(lines) == len(expected), printed
+    for line, start in zip(lines, expected):
+        assert re.fullmatch(start + r" would take \d+\.\d GiB, more than this machine's \d+\.\d GiB of memory", line)
+
+
 @pytest.mark.parametrize("lengths", [None, np.array([1, 1])])
 def test_last_step_needs_at_least_one_step(lengths):
     with pytest.raises(ValueError, match=r"x: LastStep expects .*at least one step, got shape \(2, 0, 4\)"):

@@ -5,11 +5,13 @@ Names, parameter shapes and initialisations follow PyTorch. Inputs are batch-fir
 ids (N, T) for Embedding/OneHot, features (..., F) for the rest.
 """
 
+import math
+
 import numpy as np
 
 from . import _core
-from .base import (Layer, Parameters, class_ids, float_array, float_dtype, output_gradient, positive_int, probability,
-                   sequence_lengths, unaliased)
+from .base import (Layer, Parameters, check_memory, class_ids, float_array, float_dtype, output_gradient, positive_int,
+                   probability, sequence_lengths, unaliased)
 
 
 class Embedding(Layer):
@@ -28,7 +30,7 @@ class Embedding(Layer):
         self.params["weight"][...] = self._rng.standard_normal(self.params["weight"].shape)
 
     def forward(self, ids):
-        checked_ids = class_ids(ids, self.num_embeddings, "x")
+        checked_ids = _output_ids(ids, self.num_embeddings, self.embedding_dim, self.dtype)
         if self.training:
             self._keep(unaliased(checked_ids, ids))
         return self.params["weight"][checked_ids]
@@ -57,7 +59,7 @@ class OneHot(Layer):
         self.dtype = float_dtype(dtype)
 
     def forward(self, ids):
-        ids = class_ids(ids, self.num_classes, "x")
+        ids = _output_ids(ids, self.num_classes, self.num_classes, self.dtype)
         # Written directly rather than indexed from an identity matrix: memory in proportion to
         # the output, not num_classes^2 (a 30000-word vocabulary would need 3.4 GB).
         one_hot = np.zeros(ids.shape + (self.num_classes,), dtype=self.dtype)
@@ -73,6 +75,22 @@ class OneHot(Layer):
 
     def get_config(self):
         return {"num_classes": self.num_classes, "dtype": self.dtype.name}
+
+
+def _check_output_fits(x_shape, output_shape, dtype):
+    """ValueError naming x when an output of `output_shape` and `dtype` cannot fit in memory.
+    It comes before any scan of x: a broadcast view can be huge at no cost, and scanning it
+    takes minutes."""
+    check_memory(math.prod(output_shape) * dtype.itemsize,
+                 f"x: an output of shape {output_shape} (for x of shape {x_shape})")
+
+
+def _output_ids(ids, num_classes, features, dtype):
+    """ids as class ids (see class_ids) for an output of `features` values of `dtype` per id,
+    refused before their range is scanned when that output cannot fit in memory."""
+    ids = np.asarray(ids)
+    _check_output_fits(ids.shape, ids.shape + (features,), dtype)
+    return class_ids(ids, num_classes, "x")
 
 
 def _require_ids(input_features):
@@ -210,7 +228,8 @@ class LastStep(Layer):
         if x.ndim != 3 or x.shape[1] == 0:
             raise ValueError(f"x: LastStep expects (batch, steps, features) with at least one step, "
                              f"got shape {x.shape}")
-        batch, steps = x.shape[:2]
+        batch, steps, features = x.shape
+        _check_output_fits(x.shape, (batch, features), x.dtype)
         last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, x.shape) - 1
         rows = np.arange(batch)
         self._keep(x.shape, rows, last)
