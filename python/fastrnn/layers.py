@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import _core
-from .base import (Layer, Parameters, check_memory, class_ids, float_array, float_dtype, output_gradient, positive_int,
+from .base import (Layer, check_memory, class_ids, float_array, float_dtype, output_gradient, positive_int,
                    probability, sequence_lengths, unaliased)
 
 
@@ -21,10 +21,11 @@ class Embedding(Layer):
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
         self.dtype = float_dtype(dtype)
-        self._parameters = Parameters([("weight", 0, (self.num_embeddings, self.embedding_dim))], self.dtype,
-                                      owner=self)
         self._rng = np.random.default_rng(seed)
-        self.reset_parameters()
+        self._create_parameters()
+
+    def _parameter_layout(self):
+        return [("weight", 0, (self.num_embeddings, self.embedding_dim))], None
 
     def reset_parameters(self):
         self.params["weight"][...] = self._rng.standard_normal(self.params["weight"].shape)
@@ -109,16 +110,18 @@ class Dense(Layer):
         self.out_features = positive_int(out_features, "out_features")
         self.bias = bool(bias)
         self.dtype = float_dtype(dtype)
-        weight_size = self.out_features * self.in_features
-        layout = [("weight", 0, (self.out_features, self.in_features))]
-        if self.bias:
-            layout.append(("bias", weight_size, (self.out_features,)))
-        self._parameters = Parameters(layout, self.dtype, owner=self)
         # The packed GEMM of fastrnn's kernels: no BLAS threads to contend with the recurrent ones.
         self._native_forward = getattr(_core, f"linear_forward_{self.dtype.name}")
         self._native_backward = getattr(_core, f"linear_backward_{self.dtype.name}")
         self._rng = np.random.default_rng(seed)
-        self.reset_parameters()
+        self._create_parameters()
+
+    def _parameter_layout(self):
+        weight_size = self.out_features * self.in_features
+        layout = [("weight", 0, (self.out_features, self.in_features))]
+        if self.bias:
+            layout.append(("bias", weight_size, (self.out_features,)))
+        return layout, None
 
     def reset_parameters(self):
         self._fill_uniform(self.in_features)

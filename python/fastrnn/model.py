@@ -71,12 +71,7 @@ class Sequential(Layer):
     """
 
     def __init__(self, layers, seed=None, vocabulary=None):
-        self.layers = _checked_layers(layers)
-        dtypes = sorted({layer.dtype.name for layer in self.layers if layer.dtype is not None})
-        if len(dtypes) > 1:
-            raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
-        self.dtype = np.dtype(dtypes[0] if dtypes else "float32")
-        self.output_size = self._check_feature_sizes()
+        self.layers, self.dtype, self.output_size = checked_layers(layers)
         self.vocabulary = vocabulary
         # Every check is done: only now do the layers' parameters move into this model.
         self._parameters = self._share_parameters()
@@ -87,17 +82,6 @@ class Sequential(Layer):
         self._rng = np.random.default_rng(seed)
         self.loss = self.optimizer = self.history = None
         self.reset_states()
-
-    def _check_feature_sizes(self):
-        """Each layer's input size against its predecessor's output size, at construction rather
-        than in the first batch. Returns the model's output size (None if unknown)."""
-        features = None   # unknown: the data decides
-        for index, layer in enumerate(self.layers):
-            try:
-                features = layer.output_features(features)
-            except ValueError as error:
-                raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
-        return features
 
     @property
     def vocabulary(self):
@@ -457,7 +441,12 @@ class Sequential(Layer):
         return x, y, sequence_lengths(lengths, x.shape)
 
 
-def _checked_layers(layers):
+def checked_layers(layers):
+    """(layers as a list, their dtype, the model's output size or None) for a Sequential of
+    `layers`, or TypeError/ValueError naming the layer: each a fastrnn layer, in no other
+    model and used once, recurrent ones batch-first, all of one dtype, and each taking the
+    features its predecessor gives (checked at construction rather than in the first batch).
+    Only arguments are read, so load checks planned layers with it before allocating them."""
     layers = list(layers)
     if not layers:
         raise ValueError("layers: expected at least one layer")
@@ -476,7 +465,16 @@ def _checked_layers(layers):
         if layer.recurrent and not layer.batch_first:
             raise ValueError(f"layers[{index}]: {layer!r} must be built with batch_first=True: a Sequential's "
                              "data is batch-first, (batch, steps, features)")
-    return layers
+    dtypes = sorted({layer.dtype.name for layer in layers if layer.dtype is not None})
+    if len(dtypes) > 1:
+        raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
+    features = None   # unknown: the data decides
+    for index, layer in enumerate(layers):
+        try:
+            features = layer.output_features(features)
+        except ValueError as error:
+            raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
+    return layers, np.dtype(dtypes[0] if dtypes else "float32"), features
 
 
 def _batch_rows(count, batch_size, order=None):
