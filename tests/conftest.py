@@ -1,5 +1,9 @@
 """Session setup for the tests: kernels run with NaN-poisoned outputs and workspaces, and the
-largest error each numerical check measured is printed, so the margins stay visible."""
+largest error each numerical check measured is printed, so the margins stay visible. The
+run_apart fixture runs code in a separate interpreter with a timeout."""
+
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +18,17 @@ def poison_kernel_buffers():
     fastrnn._core._set_poison(True)
     yield
     fastrnn._core._set_poison(False)
+
+
+@pytest.fixture
+def run_apart():
+    """run_apart(code) -> what `code` printed, run in a fresh interpreter that is killed, failing
+    the test, after 30 s: for checks that take milliseconds, and minutes if they regress."""
+    def run(code):
+        completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+    return run
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -3,6 +3,7 @@ Keras weight lists against a NumPy transcription of Keras' cell formulas, PyTorc
 state_dicts against torch itself when it is installed."""
 
 import json
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -53,12 +54,19 @@ def saved(tmp_path):
     return path
 
 
+def saved_arrays(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def save_arrays(path, arrays):
+    with open(path, "wb") as file:   # np.savez(path) would add ".npz" to the name
+        np.savez(file, **arrays)
+
+
 def rewrite_archive(path, change):
     """Rewrites the npz at `path` with its arrays passed through change(arrays) -> arrays."""
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = change({name: archive[name] for name in archive.files})
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
+    save_arrays(path, change(saved_arrays(path)))
 
 
 def save_npy(path, array):
@@ -75,12 +83,17 @@ def with_config(edit):
 
 
 @pytest.mark.parametrize("damage, match", [
-    (lambda path: path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2]), "not a readable fastrnn model"),
-    (lambda path: path.write_bytes(b"\x00" * 100), "not a readable fastrnn model"),
-    (lambda path: path.write_text("hello"), "not a readable fastrnn model"),
-    (lambda path: save_npy(path, np.zeros(3)), "not a readable fastrnn model"),
-    (lambda path: save_npy(path, np.array([{"a": 1}], dtype=object)), "not a readable fastrnn model .*pickle"),
-    (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "not a valid fastrnn model"),
+    (lambda path: path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2]),
+     r"not a valid fastrnn model file \(BadZipFile"),
+    (lambda path: path.write_bytes(b"\x00" * 100), r"not a valid fastrnn model file \(BadZipFile"),
+    (lambda path: path.write_text("hello"), r"not a valid fastrnn model file \(BadZipFile"),
+    (lambda path: save_npy(path, np.zeros(3)), r"not a valid fastrnn model file \(BadZipFile"),
+    (lambda path: save_npy(path, np.array([{"a": 1}], dtype=object)), r"not a valid fastrnn model file \(BadZipFile"),
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.array([{"a": 1}] * 60).reshape(6, 10)}),
+     "2.weight: expected real numbers, got dtype object"),   # a pickle: never read
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array([{"a": 1}])}),
+     r"__config__: expected a text \(a 0-d unicode array\) .* got dtype object"),
+    (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "no __config__ array"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(format="keras"))),
      "expected format 'fastrnn.Sequential' version 1, got 'keras'"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][0].update({"class": "Conv1D"}))),
@@ -88,28 +101,31 @@ def with_config(edit):
     (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][2]["config"].update(units=3))),
      "unexpected keyword argument 'units'"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.zeros((2, 2))}),
-     r"state_dict\['2.weight'\]: expected shape \(6, 10\), got \(2, 2\)"),
+     r"2.weight: expected shape \(6, 10\), got \(2, 2\)"),
     (lambda path: rewrite_archive(path, lambda arrays: {k: v for k, v in arrays.items() if k != "0.weight"}),
-     r"missing keys \['0.weight'\]"),
+     "layers: their parameters are 28 arrays, more than the file's 27"),
+    (lambda path: rewrite_archive(path, lambda arrays: {**{k: v for k, v in arrays.items() if k != "0.weight"},
+                                                        "0.wieght": arrays["0.weight"]}),
+     r"arrays: missing keys \['0.weight'\], unexpected keys \['0.wieght'\]"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array("[" * 100000)}),
      "not a valid fastrnn model file .*RecursionError"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(version=True))),
      "expected format 'fastrnn.Sequential' version 1, got 'fastrnn.Sequential' version True"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.full((6, 10), 1e300)}),
-     r"state_dict\['2.weight'\]: 1e\+300 is too large for float32"),
+     r"2.weight: 1e\+300 is too large for float32"),
 ])
 def test_damaged_or_foreign_files_raise_value_error(saved, damage, match):
     damage(saved)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as raised:
         fastrnn.load(saved)
+    assert str(raised.value).startswith(f"{saved}: ")
 
 
-# Sizes far beyond any address space, so the allocation fails whatever the machine's memory
-# (smaller ones could succeed lazily and only fail when written). Recurrent layers check their
-# size against the machine's memory before allocating.
+# Sizes are checked against the machine's memory before anything is allocated: the recurrent
+# layers' native check names the layer, the model's total the model.
 @pytest.mark.parametrize("index, layer, match", [
-    (0, {"class": "Embedding", "config": {"num_embeddings": 10**9, "embedding_dim": 10**8}},
-     r"layers\[0\]: not enough memory to build Embedding"),
+    (0, {"class": "Embedding", "config": {"num_embeddings": 10**15, "embedding_dim": 4}},
+     r"Sequential of 9 layers: its float32 parameters and their gradients would take .* GiB, more than this machine's"),
     (7, {"class": "LSTM", "config": {"input_size": 3, "hidden_size": 10**6, "batch_first": True}},
      r"LSTM\(input_size=3, hidden_size=1000000, num_layers=1\): .* would take .* GiB, more than this machine's"),
 ])
@@ -131,7 +147,7 @@ def test_a_model_buffer_too_large_to_allocate_raises_value_error(saved, monkeypa
         return allocate(size, dtype, alignment)
 
     monkeypatch.setattr(fastrnn.base, "aligned_zeros", aligned_zeros)
-    with pytest.raises(ValueError, match="not enough memory for the model's parameter buffer"):
+    with pytest.raises(ValueError, match=r"not enough memory to load this model \(Unable to allocate"):
         fastrnn.load(saved)
 
 
@@ -141,8 +157,116 @@ def test_a_flipped_byte_in_the_weights_is_caught(saved):
     data = bytearray(saved.read_bytes())
     data[member.header_offset + 200] ^= 0xFF   # inside the stored array, past the headers
     saved.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="not a readable fastrnn model file .*CRC"):
+    with pytest.raises(ValueError, match="not a valid fastrnn model file .*CRC"):
         fastrnn.load(saved)
+
+
+def refused_at_once(path, match):
+    """Loads `path`, which must raise ValueError naming the file and matching `match`; returns
+    the peak of the memory Python and NumPy allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=match) as raised:
+            fastrnn.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(raised.value).startswith(f"{path}: ")
+    return peak
+
+
+def write_bomb(path, arrays, name, header, unit=b"\0"):
+    """An .npz of `arrays` plus the member `name`: an .npy `header` (descr and shape) and the
+    data it declares, `unit` repeated, deflated: a few hundred KB that inflate to tens of MB."""
+    size = np.dtype(header["descr"]).itemsize * int(np.prod(header["shape"]))
+    chunk = unit * (2**20 // len(unit))
+    assert size % len(chunk) == 0
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, array)
+        with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {**header, "fortran_order": False})
+            for _ in range(size // len(chunk)):
+                member.write(chunk)
+
+
+# 64 MiB that a regression would inflate, against the 8 MiB refusing takes at most.
+BOMB_BYTES, AT_ONCE_BYTES = 2**26, 2**23
+
+
+@pytest.mark.parametrize("name, header, unit, match", [
+    # the configuration, a little over its bound: refused from its header
+    ("__config__", {"descr": f"<U{BOMB_BYTES // 4 + 2**18}", "shape": ()}, " ".encode("utf-32-le"),
+     r"__config__: expected a text \(a 0-d unicode array\) of at most 67108864 bytes, got dtype <U17039360"),
+    # a parameter's array declaring another shape: refused from its header
+    ("2.weight", {"descr": "<f4", "shape": (BOMB_BYTES // 4,)}, b"\0",
+     r"2.weight: expected shape \(6, 10\), got \(16777216,\)"),
+    # an array the model does not have: never read
+    ("extra", {"descr": "<f4", "shape": (BOMB_BYTES // 4,)}, b"\0", r"unexpected keys \['extra'\]"),
+])
+def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(saved, name, header, unit, match):
+    # load decompressed every member before it looked at the configuration.
+    arrays = saved_arrays(saved)
+    arrays.pop(name, None)
+    if name == "extra":
+        arrays.pop("0.weight")   # so that the names, not the count of arrays, tell
+    write_bomb(saved, arrays, name, header, unit)
+    assert saved.stat().st_size < 2**20
+    assert refused_at_once(saved, match) < AT_ONCE_BYTES
+
+
+def test_a_code_point_beyond_unicode_raises_value_error(saved):
+    # A one-character string holding U+110000 made json raise SystemError (invalid maximum
+    # character passed to PyUnicode_New).
+    arrays = saved_arrays(saved)
+    text = str(arrays["__config__"])
+    codes = np.array(text).reshape(1).view(np.uint32).copy()
+    codes[text.index('"vocabulary": ["a"') + len('"vocabulary": ["')] = 0x110000
+    save_arrays(saved, {**arrays, "__config__": codes.view(f"U{len(text)}").reshape(())})
+    refused_at_once(saved, r"__config__: code point U\+110000 is beyond Unicode's last, U\+10FFFF")
+
+
+def test_layers_whose_features_do_not_chain_are_refused_before_any_is_allocated(saved):
+    # Every layer was built and initialised first: Dense(10, 5 * 10**7) in a 14 KB file peaked
+    # at 5.7 GiB before the check refused it; here 10**6, 160 MB for a regression.
+    rewrite_archive(saved, with_config(lambda config: config["layers"][2]["config"].update(out_features=10**6)))
+    assert refused_at_once(saved, r"layers\[5\]: RNN\(6, 3, .*\) expects input_size=6 features, got 1000000") < \
+        AT_ONCE_BYTES
+
+
+def test_more_parameters_than_the_file_has_arrays_are_refused_before_any_is_allocated(saved):
+    # Each of a stack's tensors was listed, allocated and initialised before the file's arrays
+    # were looked at: about 10 s per 100,000 layers, which a few bytes of num_layers declare.
+    # 10**4 here: seconds for a regression.
+    rewrite_archive(saved, with_config(lambda config: config["layers"][5]["config"].update(num_layers=10**4)))
+    assert refused_at_once(saved, "layers: their parameters are 40024 arrays, more than the file's 28") < \
+        AT_ONCE_BYTES
+
+
+@pytest.mark.parametrize("layer", every_layer_model().layers + [
+    LSTM(2, 3, num_layers=3, bias=False, bidirectional=True), GRU(2, 3, bias=False), RNN(2, 3, num_layers=2)])
+def test_load_counts_the_arrays_of_a_planned_layer_as_the_layer_has_them(layer):
+    planned = type(layer)._plan(layer.get_config())
+    assert planned._parameters is None
+    assert fastrnn.io._array_count(planned) == len(layer.params)
+
+
+def write_config(path, layers, vocabulary=None):
+    """A model file holding only the configuration of `layers` (entries as get_config gives them),
+    deflated as numpy.savez_compressed writes it."""
+    config = {"format": "fastrnn.Sequential", "version": 1, "layers": layers, "vocabulary": vocabulary}
+    with open(path, "wb") as file:
+        np.savez_compressed(file, __config__=np.array(json.dumps(config)))
+
+
+def test_a_file_of_100k_layers_loads_in_linear_time(tmp_path, run_apart):
+    # A 51 KB file: checking that no layer appears twice compared each layer with all those
+    # before it, and the load took 100 s.
+    path = tmp_path / "deep.npz"
+    write_config(path, [{"class": "ReLU", "config": {}}] * 100_000)
+    assert path.stat().st_size < 100_000
+    assert run_apart(f"import fastrnn; print(len(fastrnn.load({str(path)!r}).layers))").split() == ["100000"]
 
 
 def test_only_fastrnn_layers_can_be_saved(tmp_path):

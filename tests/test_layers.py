@@ -96,6 +96,23 @@ def test_activations(layer_class):
     backward_check(layer, x)
 
 
+@pytest.mark.parametrize("make", [ReLU, lambda: Dropout(0.0)])
+def test_backward_checks_dy_after_a_forward_of_a_number(make):
+    # ReLU kept a bool for a number, whose missing .shape raised AttributeError; Dropout(0)
+    # returned any dy unchecked.
+    layer = make()
+    layer(3.0)
+    with pytest.raises(ValueError, match=re.escape("dy: expected the shape of the forward's output (), got (2,)")):
+        layer.backward([1.0, 2.0])
+
+
+@pytest.mark.parametrize("layer_class", [ReLU, Tanh])
+def test_activations_refuse_non_numbers_naming_x(layer_class):
+    for x, dtype in (("a", "<U1"), (None, "object")):
+        with pytest.raises(TypeError, match=f"x: expected real numbers, got dtype {dtype}"):
+            layer_class()(x)
+
+
 def test_dropout_scales_kept_elements_and_is_the_identity_in_eval_mode():
     layer = Dropout(0.25, seed=0)
     x = np.ones((200, 50))
@@ -156,6 +173,18 @@ def test_constructor_errors_name_the_argument(make, error, match):
         make()
 
 
+@pytest.mark.parametrize("make, described", [
+    (lambda: Dense(10**6, 10**6), "Dense(in_features=1000000, out_features=1000000, bias=True, dtype='float32')"),
+    (lambda: Embedding(10**6, 10**6, dtype="float64"),
+     "Embedding(num_embeddings=1000000, embedding_dim=1000000, dtype='float64')"),
+])
+def test_parameters_that_cannot_fit_in_memory_raise_before_allocating(make, described):
+    # Worded as the recurrent layers' check; these sizes once went straight to the allocation.
+    with pytest.raises(ValueError, match=re.escape(described) + r": its float(32|64) parameters and their gradients "
+                                         r"would take \d+\.\d GiB, more than this machine's \d+\.\d GiB of memory"):
+        make()
+
+
 @pytest.mark.parametrize("lengths, error, match", [
     (np.array([0, 1]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 0 to 1"),
     (np.array([1, 5]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 1 to 5"),
@@ -165,6 +194,28 @@ def test_constructor_errors_name_the_argument(make, error, match):
 def test_last_step_checks_lengths(lengths, error, match):
     with pytest.raises(error, match=match):
         LastStep()(np.arange(24.0).reshape(2, 3, 4), lengths=lengths)
+
+
+def test_inputs_whose_output_cannot_fit_are_refused_before_they_are_scanned(run_apart):
+    # The ids (or lengths) were scanned first: minutes over these views of 2**40 values.
+    printed = run_apart("""
+import numpy as np
+from fastrnn import Embedding, LastStep, OneHot
+ids = np.broadcast_to(np.int64(0), (2**20, 2**20))
+x, lengths = np.broadcast_to(np.float32(0), (2**40, 3, 4)), np.broadcast_to(np.int64(1), (2**40,))
+for call in (lambda: Embedding(3, 2)(ids), lambda: OneHot(3)(ids), lambda: LastStep()(x, lengths)):
+    try:
+        call()
+    except ValueError as error:
+        print(error)
+""")
+    expected = [r"x: an output of shape \(1048576, 1048576, 2\) \(for x of shape \(1048576, 1048576\)\)",
+                r"x: an output of shape \(1048576, 1048576, 3\) \(for x of shape \(1048576, 1048576\)\)",
+                r"x: an output of shape \(1099511627776, 4\) \(for x of shape \(1099511627776, 3, 4\)\)"]
+    lines = printed.splitlines()
+    assert len(lines) == len(expected), printed
+    for line, start in zip(lines, expected):
+        assert re.fullmatch(start + r" would take \d+\.\d GiB, more than this machine's \d+\.\d GiB of memory", line)
 
 
 @pytest.mark.parametrize("lengths", [None, np.array([1, 1])])

@@ -90,10 +90,40 @@ def test_accuracy_counts_weighted_steps():
     (lambda: losses.mean_squared_error(np.zeros((2, 3)), np.zeros((2, 2))), ValueError,
      r"y: expected targets of the output's shape \(2, 3\), got shape \(2, 2\)"),
     (lambda: losses.get("crossentropy"), ValueError, "loss: expected one of .*'cross_entropy'.* got 'crossentropy'"),
+    # accuracy took its targets and weights unchecked: None raised AttributeError
+    (lambda: losses.accuracy(np.zeros(3), None), TypeError, r"y: expected integer ids in \[0, 3\), got dtype object"),
+    (lambda: losses.accuracy(np.zeros((2, 4, 3)), np.zeros((2, 5), dtype=int)), ValueError,
+     r"y: expected integer class ids of shape \(2, 4\) \(one per output step\), got shape \(2, 5\)"),
+    (lambda: losses.accuracy(np.zeros((2, 3)), np.array([0, 3])), ValueError,
+     r"y: expected ids in \[0, 3\), got values from 0 to 3"),
+    (lambda: losses.accuracy(np.zeros((2, 3)), np.array([0, 1]), np.ones(3)), ValueError,
+     r"weights: expected shape \(2,\) \(one per target step\), got \(3,\)"),
 ])
 def test_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_accuracy_without_steps_is_zero_like_the_loss():
+    # It was 0 / 0: NaN and a RuntimeWarning.
+    assert losses.accuracy(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 0.0
+    assert losses.cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int))[0] == 0.0
+
+
+def test_targets_of_the_wrong_shape_are_refused_before_their_ids_are_scanned(run_apart):
+    # The ids' range was scanned first: minutes over this view of 2**40 ids.
+    printed = run_apart("""
+import numpy as np
+from fastrnn import losses
+ids = np.broadcast_to(np.int64(0), (2**20, 2**20))
+for loss in (losses.cross_entropy, losses.accuracy):
+    try:
+        loss(np.zeros((2, 3)), ids)
+    except ValueError as error:
+        print(error)
+""")
+    expected = "y: expected integer class ids of shape (2,) (one per output step), got shape (1048576, 1048576)\n"
+    assert printed == expected * 2
 
 
 def test_get_resolves_names():

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastrnn
 from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, Sequential, Tanh, losses, optim
 from fastrnn.data import Vocabulary, sequence_batches
 from fastrnn.model import sample
@@ -281,6 +282,19 @@ def test_sample_follows_the_tempered_softmax_within_top_k():
     assert sample(logits, 0) == 3
 
 
+@pytest.mark.parametrize("arguments, error, match", [
+    ((None,), TypeError, "logits: expected real numbers, got dtype object"),
+    (([[1.0, 2.0]],), ValueError, r"logits: expected a non-empty 1-D array \(one logit per id\), got shape \(1, 2\)"),
+    ((np.zeros(0),), ValueError, r"logits: expected a non-empty 1-D array .*, got shape \(0,\)"),
+    ((np.zeros(3), -1.0), ValueError, r"temperature: expected a value in \[0, inf\), got -1.0"),
+    ((np.zeros(3), 1.0, 0), ValueError, "top_k: expected a positive integer, got 0"),
+])
+def test_sample_argument_errors_name_the_argument(arguments, error, match):
+    # logits=None raised AttributeError; a negative temperature and top_k=0 were taken.
+    with pytest.raises(error, match=match):
+        sample(*arguments)
+
+
 def test_native_generation_samples_the_tempered_softmax_within_top_k():
     # A head with zero weights makes every step's logits its bias: the draws show the sampler.
     probabilities = np.array([0.1, 0.2, 0.3, 0.4])
@@ -399,6 +413,15 @@ def test_a_layer_belongs_to_one_sequential():
     before = lstm.state_dict()
     model.fit(x, y, epochs=5, verbose=0)
     assert all(not np.array_equal(lstm.params[name], before[name]) for name in before)
+
+
+def test_layers_that_fit_in_memory_one_by_one_but_not_together_are_refused(monkeypatch):
+    layers = [Dense(256, 256), Dense(256, 256)]   # 514 KiB each with their gradients
+    monkeypatch.setattr(fastrnn.base, "physical_memory", lambda: 2**20)
+    with pytest.raises(ValueError, match="Sequential of 2 layers: its float32 parameters and their gradients would "
+                                         "take .* GiB, more than this machine's .* GiB of memory"):
+        Sequential(layers)
+    assert Sequential(layers[:1]).layers == layers[:1]
 
 
 def test_a_rejected_sequential_leaves_its_layers_free():

@@ -141,6 +141,22 @@ def test_the_same_optimizer_refuses_other_buffers():
         optimizer.step([(np.zeros(4), np.ones(4))])
 
 
+@pytest.mark.parametrize("buffers, error, match", [
+    ([(1, 2)], TypeError, r"buffers\[0\]: expected a pair \(values, grads\) of floating-point arrays, got int, int"),
+    ([(np.zeros(3), np.zeros(3)), np.zeros(3)], TypeError,
+     r"buffers\[1\]: expected a pair \(values, grads\) of floating-point arrays, got float64 array"),
+    ([(np.zeros(3, np.int64), np.zeros(3, np.int64))], TypeError,
+     r"buffers\[0\]: expected a pair .* got int64 array, int64 array"),
+    ([(np.zeros(3), np.zeros(2))], ValueError, r"buffers\[0\]: expected values and grads of one shape, got \(3,\) and "
+                                               r"\(2,\)"),
+    (3, TypeError, r"buffers: expected a list of \(values, grads\) pairs, got int"),
+])
+def test_step_checks_its_buffers(buffers, error, match):
+    # A pair of numbers raised AttributeError ('int' object has no attribute 'shape').
+    with pytest.raises(error, match=match):
+        optim.SGD().step(buffers)
+
+
 def test_defaults_are_pytorchs():
     assert (optim.SGD().lr, optim.SGD().momentum) == (1e-3, 0.0)
     assert (optim.Adam().lr, optim.Adam().betas, optim.Adam().eps) == (1e-3, (0.9, 0.999), 1e-8)

@@ -6,6 +6,7 @@ flat buffers directly (one call, one vectorised update), users see PyTorch's nam
 """
 
 import math
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -61,11 +62,15 @@ def float_array(value, dtype, name):
     dtype None, for layers that work in their input's dtype: float32 and float64 stay as they
     are, other real numbers become float64 (the dtypes the kernels and layers support)."""
     array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    _require_real_numbers(array.dtype, name)
     if dtype is None:
         dtype = array.dtype if array.dtype in FLOAT_DTYPES else np.float64
     return array.astype(dtype, copy=False)
+
+
+def _require_real_numbers(dtype, name):
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {dtype}")
 
 
 def unaliased(array, source):
@@ -103,21 +108,38 @@ def sequence_lengths(lengths, x_shape):
     return lengths
 
 
+def check_parameter(shape, dtype, expected_shape, name):
+    """TypeError/ValueError naming the parameter `name` unless an array of `shape` and `dtype`
+    can be its value: real numbers of its shape. load applies it to an array's .npy header,
+    before the data is read."""
+    _require_real_numbers(dtype, name)
+    if shape != expected_shape:
+        raise ValueError(f"{name}: expected shape {expected_shape}, got {shape}")
+
+
 def parameter_array(value, shape, dtype, name):
     """value as an array of `shape` and `dtype`, to be copied into the parameter `name`; the one
-    check behind both `params[name] = value` and load_state_dict. Real numbers only, and finite
-    values must stay finite in `dtype` (1e300 does not fit a float32). TypeError/ValueError
-    naming the parameter otherwise."""
+    check behind both `params[name] = value` and load_state_dict. Real numbers only (see
+    check_parameter), and finite values must stay finite in `dtype` (1e300 does not fit a
+    float32). TypeError/ValueError naming the parameter otherwise."""
     source = np.asarray(value)
+    check_parameter(source.shape, source.dtype, shape, name)
     with np.errstate(over="ignore"):   # an overflow is reported below, naming the parameter
-        array = float_array(source, dtype, name)
-    if array.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
+        array = source.astype(dtype, copy=False)
     overflowed = np.isinf(array) & np.isfinite(source)
     if overflowed.any():
         raise ValueError(f"{name}: {source[overflowed].flat[0]} is too large for {np.dtype(dtype).name} "
                          f"(largest finite value {np.finfo(dtype).max:.4g})")
     return array
+
+
+def check_names(expected, given, name):
+    """ValueError naming `name` unless the names `given` are exactly the `expected` ones (each
+    a collection of names)."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{name}: missing keys {missing}, unexpected keys {unexpected}")
 
 
 def class_ids(value, num_classes, name):
@@ -162,6 +184,34 @@ class ParameterDict(Mapping):
         return f"ParameterDict({{{shapes}}})"
 
 
+def physical_memory():
+    """This machine's memory in bytes (physical pages times the page size, as the native layers
+    read it), or 0 where the system does not say."""
+    names = getattr(os, "sysconf_names", {})
+    if "SC_PHYS_PAGES" not in names or "SC_PAGE_SIZE" not in names:
+        return 0
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return pages * page_size if pages > 0 and page_size > 0 else 0
+
+
+def check_memory(size_in_bytes, subject):
+    """ValueError "{subject} would take X GiB, more than this machine's Y GiB of memory" when
+    `size_in_bytes` exceeds the machine's memory: sizes that cannot fit are refused before
+    anything is allocated, in the words of the recurrent layers' native check."""
+    memory = physical_memory()
+    if memory and size_in_bytes > memory:
+        raise ValueError(f"{subject} would take {size_in_bytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{memory / 2**30:.1f} GiB of memory")
+
+
+def check_parameter_memory(size, dtype, owner):
+    """ValueError, in the words of the recurrent layers' native check, when `size` parameters of
+    `dtype` and their gradients cannot fit in the machine's memory; `owner` (a layer, or a
+    description) is what would hold them."""
+    dtype = np.dtype(dtype)
+    check_memory(2 * size * dtype.itemsize, f"{owner}: its {dtype.name} parameters and their gradients")
+
+
 def aligned_zeros(size, dtype, alignment=64):
     """np.zeros(size, dtype) starting on an `alignment`-byte boundary (whole cache lines for the
     kernels' vector loads)."""
@@ -177,18 +227,17 @@ class Parameters:
     layout: [(name, offset, shape[, row_stride])]; a 2-D tensor with a row_stride longer than its
     rows is a strided view (rows padded for aligned vector loads). Gaps between tensors and the
     padding of rows (alignment) stay zero. size: the buffer's length when it runs on past the
-    last tensor (None: it ends there).
+    last tensor (None: it ends there). owner: what holds the parameters (a layer, or a
+    description), named in the ValueError raised when they and their gradients cannot fit in
+    the machine's memory.
     """
 
-    def __init__(self, layout, dtype, size=None):
+    def __init__(self, layout, dtype, size=None, *, owner):
         self.dtype = np.dtype(dtype)
-        self.layout = []
-        for name, offset, shape, *row_stride in layout:
-            shape = tuple(int(n) for n in shape)
-            self.layout.append((name, int(offset), shape, int(row_stride[0]) if row_stride else shape[-1]))
-        self.size = max((offset + self._extent(shape, stride) for _, offset, shape, stride in self.layout), default=0)
-        self.size = max(self.size, size or 0)
+        self.layout, self.size = self.layout_and_size(layout, size)
         self.shapes = {name: shape for name, _, shape, _ in self.layout}
+        # Every layer with parameters, and a Sequential's model-wide buffer, come through here.
+        check_parameter_memory(self.size, self.dtype, owner)
         self.values = aligned_zeros(self.size, self.dtype)
         self.grads = aligned_zeros(self.size, self.dtype)
         # zero_grad() on a layer whose backward can overwrite only sets this: the next backward
@@ -199,6 +248,17 @@ class Parameters:
         self.zero_pending = False
         self._children = []   # Parameters living in slices of these buffers (see adopt)
         self._make_views()
+
+    @classmethod
+    def layout_and_size(cls, layout, size=None):
+        """(layout as [(name, offset, shape, row_stride)], the buffer's length): what the
+        constructor allocates for these arguments, known without allocating it."""
+        entries = []
+        for name, offset, shape, *row_stride in layout:
+            shape = tuple(int(n) for n in shape)
+            entries.append((name, int(offset), shape, int(row_stride[0]) if row_stride else shape[-1]))
+        end = max((offset + cls._extent(shape, stride) for _, offset, shape, stride in entries), default=0)
+        return entries, max(end, size or 0)
 
     def settle_grads(self):
         """Carries out a pending lazy zero_grad, here and in adopted children."""
@@ -246,10 +306,7 @@ class Parameters:
         names must match exactly and shapes must agree."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state).__name__}")
-        missing = [name for name in self.shapes if name not in state]
-        unexpected = [name for name in state if name not in self.shapes]
-        if missing or unexpected:
-            raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        check_names(self.shapes, state, "state_dict")
         converted = {name: parameter_array(state[name], shape, self.dtype, f"state_dict[{name!r}]")
                      for name, shape in self.shapes.items()}
         for name, value in converted.items():   # all checked first: no half-loaded layer
@@ -259,11 +316,11 @@ class Parameters:
 class Layer:
     """Base of fastrnn layers: forward/backward by hand, parameters in a Parameters buffer.
 
-    Subclasses set `self._parameters` (or leave it None for a layer without parameters) and
-    implement forward(x) and backward(dy) -> dx. backward ADDS into `grads`; call zero_grad()
-    first. What a Sequential needs besides: `output_features`, `get_config`, and the class
-    flags `recurrent` (forward(x, state, lengths) -> (y, state_n), like RNN/LSTM/GRU) and
-    `uses_lengths` (forward(x, lengths)).
+    Subclasses implement forward(x) and backward(dy) -> dx. backward ADDS into `grads`; call
+    zero_grad() first. A layer with parameters describes them in _parameter_layout() and ends
+    its constructor with _create_parameters(). What a Sequential needs besides:
+    `output_features`, `get_config`, and the class flags `recurrent` (forward(x, state,
+    lengths) -> (y, state_n), like RNN/LSTM/GRU) and `uses_lengths` (forward(x, lengths)).
     """
 
     _parameters = None
@@ -273,6 +330,38 @@ class Layer:
     uses_lengths = False
     _kept = None          # what the last training-mode forward keeps for backward
     _in_sequential = False   # set by the Sequential that holds the layer (and its parameters)
+    _planned = False         # arguments checked, parameters not allocated yet (see _plan)
+
+    @classmethod
+    def _plan(cls, arguments):
+        """The layer cls(**arguments) builds, with its arguments checked but its parameters not
+        yet allocated: load checks a whole model (feature sizes, memory) this way before it
+        allocates any of it. _build() then allocates them, as zeros."""
+        layer = cls.__new__(cls)
+        layer._planned = True
+        layer.__init__(**arguments)
+        return layer
+
+    def _parameter_layout(self):
+        """(layout, size) of the layer's parameters as Parameters takes them, from its checked
+        arguments; None for a layer without parameters."""
+        return None
+
+    def _build(self):
+        """Allocates the parameters _parameter_layout() describes (zeros); a planned layer is
+        complete after it."""
+        self._planned = False
+        plan = self._parameter_layout()
+        if plan is not None:
+            layout, size = plan
+            self._parameters = Parameters(layout, self.dtype, size, owner=self)
+
+    def _create_parameters(self):
+        """The last step of the constructor of a layer with parameters: allocates and
+        initialises them, unless the layer is only planned."""
+        if not self._planned:
+            self._build()
+            self.reset_parameters()
 
     @property
     def params(self):

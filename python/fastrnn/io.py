@@ -1,24 +1,42 @@
 """Saving and loading models, and copying weights from and to Keras and PyTorch.
 
 A saved model is one .npz file: the architecture as JSON (the layers' get_config() and the
-vocabulary) plus one array per parameter, read back with allow_pickle=False. Keras weight lists
-are in `layer.get_weights()` order; PyTorch state_dicts are matched by position.
+vocabulary) plus one array per parameter. load reads a file it does not trust: the
+configuration first (its size bounded), checked whole (classes, arguments, feature sizes,
+memory) before any layer is allocated; then each parameter's .npy header, checked against the
+parameter before its data is decompressed. Keras weight lists are in `layer.get_weights()`
+order; PyTorch state_dicts are matched by position.
 """
 
 import json
+import math
 import os
+import reprlib
+import sys
+import zipfile
+import zlib
 
 import numpy as np
 
+from .base import Parameters, check_names, check_parameter, check_parameter_memory
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
-from .model import Sequential
+from .model import Sequential, checked_layers
 from .recurrent import GRU, LSTM, RNN
 
 FORMAT = "fastrnn.Sequential"
 VERSION = 1
 CONFIG_KEY = "__config__"   # the archive member holding the JSON configuration
+# The configuration's largest size: 64 MiB of UTF-32 text, room for a million-word vocabulary.
+MAX_CONFIG_BYTES = 2**26
+READ_CHUNK = 2**20   # bytes decompressed at a time: reading an array costs its size, not twice it
 LAYER_CLASSES = {cls.__name__: cls for cls in (Embedding, OneHot, Dense, ReLU, Tanh, Dropout, LastStep, RNN, LSTM, GRU)}
+# What a damaged or crafted file raises on its way through zipfile, zlib, NumPy's .npy header
+# parser and json: BadZipFile; zlib.error and EOFError (corrupt or truncated data); OSError (an
+# offset before the file's start); RuntimeError (an encrypted member, an unsupported zip feature,
+# JSON nested too deep); ValueError (headers, JSON, offsets too large, and load's own checks).
+# Programming errors (TypeError, AttributeError, KeyError...) are not file errors: they propagate.
+FILE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,41 +61,137 @@ def save(model, path):
 
 
 def load(path):
-    """The Sequential saved at `path` (in training mode, not compiled). A file that is not a
-    complete fastrnn model raises ValueError."""
+    """The Sequential saved at `path` (in training mode, not compiled). Anything wrong with the
+    file raises ValueError naming it (a missing file raises FileNotFoundError, as open does).
+    The file is checked before it costs anything: its configuration before any layer is
+    allocated, each parameter's array before its data is decompressed."""
     with open(path, "rb") as file:
         try:
-            with np.load(file, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except Exception as error:   # damage shows as any of zip, zlib, CRC, header or pickle errors
-            raise ValueError(f"{path}: not a readable fastrnn model file ({type(error).__name__}: {error})") from error
-    try:
-        config = json.loads(str(arrays.pop(CONFIG_KEY)))
-        version = config.get("version")
-        # JSON's true equals 1 in Python, so the version must be an int and not a bool.
-        if config.get("format") != FORMAT or type(version) is not int or version != VERSION:
-            raise ValueError(f"expected format {FORMAT!r} version {VERSION}, got {config.get('format')!r} "
-                             f"version {version!r}")
-        layers = [_build_layer(index, entry) for index, entry in enumerate(config["layers"])]
-        vocabulary = None if config["vocabulary"] is None else Vocabulary(config["vocabulary"])
-        try:
-            model = Sequential(layers, vocabulary=vocabulary)
-        except MemoryError:
-            raise ValueError("not enough memory for the model's parameter buffer") from None
-        model.load_state_dict(arrays)
-    # RecursionError: JSON nested deeper than the parser's recursion limit.
-    except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as error:
-        raise ValueError(f"{path}: not a valid fastrnn model file ({type(error).__name__}: {error})") from error
+            with zipfile.ZipFile(file) as archive:
+                return _read_model(archive)
+        except MemoryError as error:   # less memory available than the machine has
+            raise ValueError(f"{path}: not enough memory to load this model ({error})") from None
+        except FILE_ERRORS as error:
+            raise ValueError(f"{path}: not a valid fastrnn model file ({type(error).__name__}: {error})") from error
+
+
+def _read_model(archive):
+    """The model in an open .npz archive; a problem raises one of FILE_ERRORS."""
+    members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}   # numpy.savez's names
+    if CONFIG_KEY not in members:
+        raise ValueError(f"no {CONFIG_KEY} array, so not a saved fastrnn model")
+    entries, vocabulary = _configuration(_read_array(archive, members.pop(CONFIG_KEY), CONFIG_KEY,
+                                                     _check_config_header))
+    layers = [_plan_layer(index, entry) for index, entry in enumerate(entries)]
+    # Before anything is allocated: the file holds one array per parameter, so more parameters
+    # than arrays cannot load (and listing them could cost more than the file: num_layers=10**7).
+    arrays = sum(_array_count(layer) for layer in layers)
+    if arrays > len(members):
+        raise ValueError(f"layers: their parameters are {arrays} arrays, more than the file's {len(members)}")
+    layers, dtype, _ = checked_layers(layers)
+    check_parameter_memory(sum(map(_parameter_size, layers)), dtype, f"Sequential of {len(layers)} layers")
+    for layer in layers:
+        layer._build()   # zeros: every parameter is read from the file below, none is initialised
+    model = Sequential(layers, vocabulary=None if vocabulary is None else Vocabulary(vocabulary))
+    shapes = {name: view.shape for name, view in model.params.items()}
+    check_names(shapes, members, "arrays")
+    for name, shape in shapes.items():
+        model.params[name] = _read_array(archive, members[name], name, _parameter_header_check(name, shape))
     return model
 
 
-def _build_layer(index, entry):
-    """The layer a configuration entry {"class": ..., "config": {...}} describes; a crafted size
-    too large to allocate raises ValueError, as any other invalid configuration does."""
+def _read_array(archive, info, name, check):
+    """The array numpy.savez stored in the member `info` for `name`. check(shape, dtype) sees its
+    .npy header first, and raises for an array that does not belong: nothing more of it is then
+    decompressed. The member must hold exactly the header and the array's data."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):   # numpy.savez(_compressed)'s
+        raise ValueError(f"{name}: zip compression method {info.compress_type}, expected 0 (stored) or 8 (deflated)")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version != (1, 0):   # the version numpy.savez writes; its header is at most 64 KiB
+            raise ValueError(f"{name}: .npy format version {version}, expected (1, 0)")
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        check(shape, dtype)
+        data = np.empty(math.prod(shape) * dtype.itemsize, np.uint8)
+        for start in range(0, data.size, READ_CHUNK):
+            chunk = stream.read(min(READ_CHUNK, data.size - start))
+            if len(chunk) < min(READ_CHUNK, data.size - start):
+                raise ValueError(f"{name}: the data of {dtype} {shape} ends after {start + len(chunk)} of its "
+                                 f"{data.size} bytes")
+            data[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        if stream.read(1):   # reading to the end also checks the CRC
+            raise ValueError(f"{name}: more data than the {data.size} bytes of {dtype} {shape}")
+    return data.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_config_header(shape, dtype):
+    if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_CONFIG_BYTES:
+        raise ValueError(f"{CONFIG_KEY}: expected a text (a 0-d unicode array) of at most {MAX_CONFIG_BYTES} bytes, "
+                         f"got dtype {dtype} ({dtype.itemsize} bytes) of shape {shape}")
+
+
+def _parameter_header_check(name, expected_shape):
+    """check(shape, dtype) for _read_array: the parameter's check (check_parameter) applied to an
+    array's header. A file of the wrong type is a bad file too: ValueError."""
+    def check(shape, dtype):
+        try:
+            check_parameter(shape, dtype, expected_shape, name)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
+    return check
+
+
+def _configuration(text_array):
+    """(layer entries {"class": ..., "config": {...}}, vocabulary tokens or None) from the
+    configuration's 0-d unicode array, checked for the structure load relies on."""
+    codes = text_array.reshape(1).view(text_array.dtype.byteorder + "u4")
+    if codes.size and codes.max() > sys.maxunicode:   # a Python str cannot hold it (json raised SystemError)
+        raise ValueError(f"{CONFIG_KEY}: code point U+{int(codes.max()):X} is beyond Unicode's last, "
+                         f"U+{sys.maxunicode:X}")
+    config = json.loads(str(text_array[()]))
+    if not isinstance(config, dict):
+        raise ValueError(f"{CONFIG_KEY}: expected a JSON object, got {reprlib.repr(config)}")
+    version = config.get("version")
+    # JSON's true equals 1 in Python, so the version must be an int and not a bool.
+    if config.get("format") != FORMAT or type(version) is not int or version != VERSION:
+        raise ValueError(f"expected format {FORMAT!r} version {VERSION}, got {reprlib.repr(config.get('format'))} "
+                         f"version {reprlib.repr(version)}")
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        raise ValueError(f"layers: expected a list, got {reprlib.repr(layers)}")
+    for index, entry in enumerate(layers):
+        if not (isinstance(entry, dict) and isinstance(entry.get("class"), str) and entry["class"] in LAYER_CLASSES
+                and isinstance(entry.get("config"), dict)):
+            raise ValueError(f"layers[{index}]: expected {{'class': one of {sorted(LAYER_CLASSES)}, 'config': "
+                             f"{{arguments}}}}, got {reprlib.repr(entry)}")
+    vocabulary = config.get("vocabulary")
+    if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(token, str)
+                                                                          for token in vocabulary)):
+        raise ValueError(f"vocabulary: expected null or a list of strings, got {reprlib.repr(vocabulary)}")
+    return layers, vocabulary
+
+
+def _plan_layer(index, entry):
+    """The planned layer (arguments checked, nothing allocated) of a configuration entry."""
     try:
-        return LAYER_CLASSES[entry["class"]](**entry["config"])
-    except MemoryError:
-        raise ValueError(f"layers[{index}]: not enough memory to build {entry['class']}({entry['config']})") from None
+        return LAYER_CLASSES[entry["class"]]._plan(entry["config"])
+    except (TypeError, ValueError) as error:   # the constructors' argument errors
+        raise ValueError(f"layers[{index}]: {entry['class']}: {error}") from None
+
+
+def _array_count(layer):
+    """How many arrays a planned layer's parameters take in the file, counted without listing
+    them: a recurrent stack's list is as long as its num_layers."""
+    if layer.recurrent:   # weight_ih, weight_hh[, bias_ih, bias_hh] per layer and direction
+        return layer.num_layers * (2 if layer.bidirectional else 1) * (4 if layer.bias else 2)
+    plan = layer._parameter_layout()
+    return 0 if plan is None else len(plan[0])
+
+
+def _parameter_size(layer):
+    """The length of a planned layer's parameter buffer (0 without parameters)."""
+    plan = layer._parameter_layout()
+    return 0 if plan is None else Parameters.layout_and_size(*plan)[1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ Names, parameter shapes and initialisations follow PyTorch. Inputs are batch-fir
 ids (N, T) for Embedding/OneHot, features (..., F) for the rest.
 """
 
+import math
+
 import numpy as np
 
 from . import _core
-from .base import (Layer, Parameters, class_ids, float_array, float_dtype, output_gradient, positive_int, probability,
-                   sequence_lengths, unaliased)
+from .base import (Layer, check_memory, class_ids, float_array, float_dtype, output_gradient, positive_int,
+                   probability, sequence_lengths, unaliased)
 
 
 class Embedding(Layer):
@@ -19,15 +21,17 @@ class Embedding(Layer):
         self.num_embeddings = positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
         self.dtype = float_dtype(dtype)
-        self._parameters = Parameters([("weight", 0, (self.num_embeddings, self.embedding_dim))], self.dtype)
         self._rng = np.random.default_rng(seed)
-        self.reset_parameters()
+        self._create_parameters()
+
+    def _parameter_layout(self):
+        return [("weight", 0, (self.num_embeddings, self.embedding_dim))], None
 
     def reset_parameters(self):
         self.params["weight"][...] = self._rng.standard_normal(self.params["weight"].shape)
 
     def forward(self, ids):
-        checked_ids = class_ids(ids, self.num_embeddings, "x")
+        checked_ids = _output_ids(ids, self.num_embeddings, self.embedding_dim, self.dtype)
         if self.training:
             self._keep(unaliased(checked_ids, ids))
         return self.params["weight"][checked_ids]
@@ -56,7 +60,7 @@ class OneHot(Layer):
         self.dtype = float_dtype(dtype)
 
     def forward(self, ids):
-        ids = class_ids(ids, self.num_classes, "x")
+        ids = _output_ids(ids, self.num_classes, self.num_classes, self.dtype)
         # Written directly rather than indexed from an identity matrix: memory in proportion to
         # the output, not num_classes^2 (a 30000-word vocabulary would need 3.4 GB).
         one_hot = np.zeros(ids.shape + (self.num_classes,), dtype=self.dtype)
@@ -72,6 +76,22 @@ class OneHot(Layer):
 
     def get_config(self):
         return {"num_classes": self.num_classes, "dtype": self.dtype.name}
+
+
+def _check_output_fits(x_shape, output_shape, dtype):
+    """ValueError naming x when an output of `output_shape` and `dtype` cannot fit in memory.
+    It comes before any scan of x: a broadcast view can be huge at no cost, and scanning it
+    takes minutes."""
+    check_memory(math.prod(output_shape) * dtype.itemsize,
+                 f"x: an output of shape {output_shape} (for x of shape {x_shape})")
+
+
+def _output_ids(ids, num_classes, features, dtype):
+    """ids as class ids (see class_ids) for an output of `features` values of `dtype` per id,
+    refused before their range is scanned when that output cannot fit in memory."""
+    ids = np.asarray(ids)
+    _check_output_fits(ids.shape, ids.shape + (features,), dtype)
+    return class_ids(ids, num_classes, "x")
 
 
 def _require_ids(input_features):
@@ -90,16 +110,18 @@ class Dense(Layer):
         self.out_features = positive_int(out_features, "out_features")
         self.bias = bool(bias)
         self.dtype = float_dtype(dtype)
-        weight_size = self.out_features * self.in_features
-        layout = [("weight", 0, (self.out_features, self.in_features))]
-        if self.bias:
-            layout.append(("bias", weight_size, (self.out_features,)))
-        self._parameters = Parameters(layout, self.dtype)
         # The packed GEMM of fastrnn's kernels: no BLAS threads to contend with the recurrent ones.
         self._native_forward = getattr(_core, f"linear_forward_{self.dtype.name}")
         self._native_backward = getattr(_core, f"linear_backward_{self.dtype.name}")
         self._rng = np.random.default_rng(seed)
-        self.reset_parameters()
+        self._create_parameters()
+
+    def _parameter_layout(self):
+        weight_size = self.out_features * self.in_features
+        layout = [("weight", 0, (self.out_features, self.in_features))]
+        if self.bias:
+            layout.append(("bias", weight_size, (self.out_features,)))
+        return layout, None
 
     def reset_parameters(self):
         self._fill_uniform(self.in_features)
@@ -136,7 +158,10 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
+    """max(x, 0) elementwise; real numbers other than float32 and float64 become float64."""
+
     def forward(self, x):
+        x = float_array(x, None, "x")
         self._keep(x > 0)
         return np.maximum(x, 0)
 
@@ -149,8 +174,10 @@ class ReLU(Layer):
 
 
 class Tanh(Layer):
+    """tanh(x) elementwise; real numbers other than float32 and float64 become float64."""
+
     def forward(self, x):
-        y = np.tanh(x)
+        y = np.tanh(float_array(x, None, "x"))
         if self.training:
             self._keep(1 - y * y)   # not y itself: the caller owns y and may write into it
         return y
@@ -175,18 +202,19 @@ class Dropout(Layer):
 
     def forward(self, x):
         x = float_array(x, None, "x")   # the generator draws float32 and float64 only
-        if not self.training or self.p == 0:
+        if not self.training:
             return x
-        keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
-        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
-        self._keep(mask)
-        return x * mask
+        mask = None   # p == 0: nothing dropped, but backward still checks dy against x
+        if self.p:
+            keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
+            mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
+        self._keep(x.shape, mask)
+        return x if mask is None else x * mask
 
     def backward(self, dy):
-        if self.p == 0:
-            return dy
-        (mask,) = self._take_kept()
-        return output_gradient(dy, mask.shape, None) * mask
+        shape, mask = self._take_kept()
+        dy = output_gradient(dy, shape, None)
+        return dy if mask is None else dy * mask
 
     def get_config(self):
         return {"p": self.p}
@@ -203,7 +231,8 @@ class LastStep(Layer):
         if x.ndim != 3 or x.shape[1] == 0:
             raise ValueError(f"x: LastStep expects (batch, steps, features) with at least one step, "
                              f"got shape {x.shape}")
-        batch, steps = x.shape[:2]
+        batch, steps, features = x.shape
+        _check_output_fits(x.shape, (batch, features), x.dtype)
         last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, x.shape) - 1
         rows = np.arange(batch)
         self._keep(x.shape, rows, last)

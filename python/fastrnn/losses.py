@@ -12,17 +12,24 @@ import numpy as np
 from .base import class_ids, float_array
 
 
-def _step_scales(weights, steps_shape, dtype):
-    """Each step's share of the mean: weights / sum(weights) flattened to (steps,), or the
-    scalar 1 / steps without weights. All-zero weights give zero loss and gradient."""
-    if weights is None:
-        return dtype.type(1 / max(math.prod(steps_shape), 1))
+def _step_weights(weights, steps_shape, dtype):
+    """weights as an array of `dtype` and shape steps_shape of finite non-negative numbers, or
+    TypeError/ValueError naming them."""
     weights = float_array(weights, dtype, "weights")
     if weights.shape != steps_shape:
         raise ValueError(f"weights: expected shape {steps_shape} (one per target step), got {weights.shape}")
     invalid = weights[~(np.isfinite(weights) & (weights >= 0))]
     if invalid.size:
         raise ValueError(f"weights: expected finite non-negative numbers (0 masks a step), got {float(invalid[0])}")
+    return weights
+
+
+def _step_scales(weights, steps_shape, dtype):
+    """Each step's share of the mean: weights / sum(weights) flattened to (steps,), or the
+    scalar 1 / steps without weights. All-zero weights give zero loss and gradient."""
+    if weights is None:
+        return dtype.type(1 / max(math.prod(steps_shape), 1))
+    weights = _step_weights(weights, steps_shape, dtype)
     total = weights.sum()
     return (weights / total if total > 0 else np.zeros_like(weights)).ravel()
 
@@ -38,16 +45,24 @@ def _outputs(value, name):
     return outputs
 
 
+def _class_targets(targets, logits):
+    """targets as integer class ids, one per step of logits (..., classes), or
+    TypeError/ValueError naming y. The shape is checked before the ids are scanned, so a huge
+    array of the wrong shape is refused at once."""
+    targets = np.asarray(targets)
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"y: expected integer class ids of shape {logits.shape[:-1]} (one per output step), "
+                         f"got shape {targets.shape}")
+    return class_ids(targets, logits.shape[-1], "y")
+
+
 def cross_entropy(logits, targets, weights=None):
     """Softmax cross-entropy of logits (..., C) with integer class targets (...), fused with the
     softmax and computed through log-sum-exp, so large logits cannot overflow.
     Returns (mean loss, d loss / d logits)."""
     logits = _outputs(logits, "logits")
     classes = logits.shape[-1]
-    targets = class_ids(targets, classes, "y")
-    if targets.shape != logits.shape[:-1]:
-        raise ValueError(f"y: expected integer class ids of shape {logits.shape[:-1]} (one per output step), "
-                         f"got shape {targets.shape}")
+    targets = _class_targets(targets, logits)
     flat = logits.reshape(-1, classes)
     shifted = flat - flat.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
@@ -78,12 +93,14 @@ def mean_squared_error(predictions, targets, weights=None):
 
 
 def accuracy(logits, targets, weights=None):
-    """Fraction of (weighted) steps whose largest logit is the target class."""
+    """Fraction of (weighted) steps whose largest logit is the target class; arguments as
+    cross_entropy's (no steps, or all-zero weights: 0)."""
     logits = _outputs(logits, "logits")
-    correct = logits.argmax(axis=-1) == targets
-    if weights is None:
-        return np.count_nonzero(correct) / correct.size
-    total = np.sum(weights)
+    correct = logits.argmax(axis=-1) == _class_targets(targets, logits)
+    if weights is None:   # counted, so that all correct is exactly 1
+        return np.count_nonzero(correct) / max(correct.size, 1)
+    weights = _step_weights(weights, correct.shape, logits.dtype)
+    total = weights.sum()
     return float(np.sum(weights * correct) / total) if total > 0 else 0.0
 
 

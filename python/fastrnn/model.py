@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _core, losses, optim
-from .base import Layer, Parameters, class_ids, positive_int, real_number, sequence_lengths
+from .base import Layer, Parameters, class_ids, float_array, positive_int, real_number, sequence_lengths
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot
 from .progress import Progress
@@ -71,12 +71,7 @@ class Sequential(Layer):
     """
 
     def __init__(self, layers, seed=None, vocabulary=None):
-        self.layers = _checked_layers(layers)
-        dtypes = sorted({layer.dtype.name for layer in self.layers if layer.dtype is not None})
-        if len(dtypes) > 1:
-            raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
-        self.dtype = np.dtype(dtypes[0] if dtypes else "float32")
-        self.output_size = self._check_feature_sizes()
+        self.layers, self.dtype, self.output_size = checked_layers(layers)
         self.vocabulary = vocabulary
         # Every check is done: only now do the layers' parameters move into this model.
         self._parameters = self._share_parameters()
@@ -87,17 +82,6 @@ class Sequential(Layer):
         self._rng = np.random.default_rng(seed)
         self.loss = self.optimizer = self.history = None
         self.reset_states()
-
-    def _check_feature_sizes(self):
-        """Each layer's input size against its predecessor's output size, at construction rather
-        than in the first batch. Returns the model's output size (None if unknown)."""
-        features = None   # unknown: the data decides
-        for index, layer in enumerate(self.layers):
-            try:
-                features = layer.output_features(features)
-            except ValueError as error:
-                raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
-        return features
 
     @property
     def vocabulary(self):
@@ -139,7 +123,9 @@ class Sequential(Layer):
             offset += layer._parameters.size
         if not layout:
             return None
-        model = Parameters(layout, self.dtype, offset)   # the last layer's buffer may run past its last tensor
+        # The last layer's buffer may run past its last tensor. Each layer's parameters were
+        # checked against the machine's memory on their own; here they are checked together.
+        model = Parameters(layout, self.dtype, offset, owner=f"Sequential of {len(self.layers)} layers")
         for parameters, start in placements:
             model.adopt(parameters, start)
         return model
@@ -455,16 +441,23 @@ class Sequential(Layer):
         return x, y, sequence_lengths(lengths, x.shape)
 
 
-def _checked_layers(layers):
+def checked_layers(layers):
+    """(layers as a list, their dtype, the model's output size or None) for a Sequential of
+    `layers`, or TypeError/ValueError naming the layer: each a fastrnn layer, in no other
+    model and used once, recurrent ones batch-first, all of one dtype, and each taking the
+    features its predecessor gives (checked at construction rather than in the first batch).
+    Only arguments are read, so load checks planned layers with it before allocating them."""
     layers = list(layers)
     if not layers:
         raise ValueError("layers: expected at least one layer")
+    seen = set()   # ids of the layers before this one: a model of n layers is checked in O(n)
     for index, layer in enumerate(layers):
         if not isinstance(layer, Layer) or isinstance(layer, Sequential):
             raise TypeError(f"layers[{index}]: expected a fastrnn layer (not a Sequential: list its layers), "
                             f"got {type(layer).__name__}")
-        if any(layer is other for other in layers[:index]):
+        if id(layer) in seen:
             raise ValueError(f"layers[{index}]: {layer!r} appears twice; create one layer per position")
+        seen.add(id(layer))
         if layer._in_sequential:
             raise ValueError(f"layers[{index}]: {layer!r} already belongs to another Sequential (its parameters "
                              "live in that model's buffer); create a new layer, and copy the weights with "
@@ -472,7 +465,16 @@ def _checked_layers(layers):
         if layer.recurrent and not layer.batch_first:
             raise ValueError(f"layers[{index}]: {layer!r} must be built with batch_first=True: a Sequential's "
                              "data is batch-first, (batch, steps, features)")
-    return layers
+    dtypes = sorted({layer.dtype.name for layer in layers if layer.dtype is not None})
+    if len(dtypes) > 1:
+        raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
+    features = None   # unknown: the data decides
+    for index, layer in enumerate(layers):
+        try:
+            features = layer.output_features(features)
+        except ValueError as error:
+            raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
+    return layers, np.dtype(dtypes[0] if dtypes else "float32"), features
 
 
 def _batch_rows(count, batch_size, order=None):
@@ -490,6 +492,12 @@ def sample(logits, temperature=1.0, top_k=None, rng=None):
     """An id drawn from softmax(logits / temperature) restricted to the top_k largest logits;
     argmax when temperature is 0. Gumbel-max trick: argmax(logits / temperature + Gumbel noise)
     has exactly that distribution and costs a few NumPy calls (generate's per-token budget)."""
+    logits = float_array(logits, None, "logits")
+    if logits.ndim != 1 or not len(logits):
+        raise ValueError(f"logits: expected a non-empty 1-D array (one logit per id), got shape {logits.shape}")
+    temperature = real_number(temperature, "temperature", 0)
+    if top_k is not None:
+        top_k = positive_int(top_k, "top_k")
     if top_k is not None and top_k < len(logits):
         logits = np.where(logits >= np.partition(logits, -top_k)[-top_k], logits, -np.inf)
     if temperature == 0:

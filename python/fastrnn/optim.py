@@ -22,6 +22,24 @@ def _divide_by_root(grads, squares, eps, out):
     np.divide(grads, out, out=out)
 
 
+def _check_buffers(buffers):
+    """TypeError/ValueError naming the entry, unless `buffers` is a list of (values, grads)
+    pairs of floating-point arrays, the two of a pair of one shape."""
+    if not isinstance(buffers, (list, tuple)):
+        raise TypeError(f"buffers: expected a list of (values, grads) pairs, got {type(buffers).__name__}")
+    for index, pair in enumerate(buffers):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and
+                all(isinstance(array, np.ndarray) and array.dtype.kind == "f" for array in pair)):
+            kinds = [f"{item.dtype} array" if isinstance(item, np.ndarray) else type(item).__name__
+                     for item in (pair if isinstance(pair, (list, tuple)) else [pair])]
+            raise TypeError(f"buffers[{index}]: expected a pair (values, grads) of floating-point arrays, got "
+                            f"{', '.join(kinds)}")
+        values, grads = pair
+        if values.shape != grads.shape:
+            raise ValueError(f"buffers[{index}]: expected values and grads of one shape, got {values.shape} and "
+                             f"{grads.shape}")
+
+
 class ExponentialDecay:
     """Keras' schedule: lr(step) = initial_lr * decay_rate ** (step / decay_steps), where step
     counts optimizer steps from 0. staircase=True uses floor(step / decay_steps): PyTorch's
@@ -70,6 +88,7 @@ class Optimizer:
     def step(self, buffers):
         """Updates each (values, grads) pair of flat arrays in place, e.g.
         `optimizer.step(model.parameter_buffers())`. The same buffers must come every step."""
+        _check_buffers(buffers)
         shapes = [values.shape for values, _ in buffers]
         if self._states is None:
             self._states = [self._new_state(values) for values, _ in buffers]

@@ -4,7 +4,7 @@ NumPy in and out. Each call is one native call for the whole stack of layers and
 import numpy as np
 
 from . import _core
-from .base import Layer, Parameters, float_dtype, positive_int, probability
+from .base import Layer, float_dtype, positive_int, probability
 
 
 class _Recurrent(Layer):
@@ -24,11 +24,14 @@ class _Recurrent(Layer):
         self.dropout = probability(dropout, "dropout")
         self.dtype = float_dtype(dtype)
         native_class = getattr(_core, f"{self._native_name}_{self.dtype.name}")
+        # Checks the size against the machine's memory; it allocates nothing.
         self._native = native_class(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
                                     bidirectional=self.bidirectional, **(native_options or {}))
-        self._parameters = Parameters(self._native.parameter_layout(), self.dtype, self._native.parameter_count)
         self._rng = np.random.default_rng(seed)
-        self.reset_parameters()
+        self._create_parameters()
+
+    def _parameter_layout(self):
+        return self._native.parameter_layout(), self._native.parameter_count
 
     def reset_parameters(self):
         """PyTorch's initialisation: every tensor U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
