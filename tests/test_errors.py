@@ -1,6 +1,7 @@
 """Bad arguments to the layer API: each raises ValueError or TypeError whose message names the
 argument and says what was expected and what came; a rejected call changes nothing. Inputs of
 another float dtype or memory layout are converted and give the contiguous input's results.
+Sizes too large for any machine raise ValueError before anything is allocated.
 """
 
 import re
@@ -139,19 +140,40 @@ def test_bad_constructor_argument_raises(layer_class, argument, change, exceptio
         layer_class(**{"input_size": I, "hidden_size": H, **change})
 
 
-@pytest.mark.parametrize("layer_class", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+def construct(kind, through, **arguments):
+    """A layer of kind RNN, LSTM or GRU built through the public class or fastrnn._core."""
+    if through == "public":
+        return getattr(fastrnn, kind)(**arguments)
+    options = {"RNN": {"nonlinearity": "tanh"}, "LSTM": {}, "GRU": {"linear_before_reset": True}}[kind]
+    return getattr(fastrnn._core, f"{kind}_float32")(arguments.pop("input_size"), arguments.pop("hidden_size"),
+                                                      arguments.pop("num_layers", 1), bias=True,
+                                                      bidirectional=arguments.pop("bidirectional", False), **options)
+
+
+@pytest.mark.parametrize("through", ["public", "_core"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("sizes, message", [
     (dict(num_layers=10**9), "would take .* GiB, more than this machine's"),   # once a quadratic hang
     (dict(hidden_size=10**6), "would take .* GiB, more than this machine's"),
     (dict(input_size=2**61, hidden_size=8), "more than fastrnn can hold"),       # once a wrapped-around count
     (dict(hidden_size=2**31), "more than fastrnn can hold"),
     (dict(num_layers=2**62), "more than fastrnn can hold"),
+    # directions * hidden_size overflowed int64 in the estimate, which came out negative
+    (dict(hidden_size=2**62, num_layers=3, bidirectional=True), "more than fastrnn can hold"),
 ])
-def test_sizes_too_large_raise_before_allocating(layer_class, sizes, message):
+def test_sizes_too_large_raise_before_allocating(kind, through, sizes, message):
     arguments = {"input_size": I, "hidden_size": H, **sizes}
     described = ", ".join(f"{name}={arguments[name]}" for name in ("input_size", "hidden_size"))
-    with pytest.raises(ValueError, match=f"{layer_class.__name__}\\({described}.*: .*{message}"):
-        layer_class(**arguments)
+    with pytest.raises(ValueError, match=f"{kind}\\({described}.*: .*{message}"):
+        construct(kind, through, **arguments)
+
+
+@pytest.mark.parametrize("through", ["public", "_core"])
+@pytest.mark.parametrize("argument", ["input_size", "hidden_size", "num_layers"])
+def test_sizes_beyond_int64_name_the_argument(through, argument):
+    arguments = {"input_size": I, "hidden_size": H, argument: 2**63}
+    with pytest.raises(ValueError, match=f"^{argument}: 9223372036854775808 is more than fastrnn can hold$"):
+        construct("LSTM", through, **arguments)
 
 
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])

@@ -51,35 +51,86 @@ void swap_time_batch(void* destination, const void* source, Index first, Index s
             std::memcpy(out + (j * first + i) * row, in + (i * second + j) * row, row);
 }
 
-StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                        bool bidirectional) {
-    auto positive = [](Index value, const char* name) {
-        if (value < 1) throw py::value_error(std::string(name) + ": expected a positive integer, got " + std::to_string(value));
-    };
-    positive(input_size, "input_size");
-    positive(hidden_size, "hidden_size");
-    positive(num_layers, "num_layers");
+namespace {
+
+// The most values a layer's parameters may take: more than any machine's memory, and far enough
+// below 2^63 that the Index arithmetic counting them (sums of a few products, padding) cannot
+// overflow.
+constexpr long double kMaxValues = 0x1p50L;
+
+// ValueError "<what>: about N <unit>, more than fastrnn can hold" when count (an estimate in
+// floating point, where it cannot overflow) exceeds kMaxValues.
+void check_count(long double count, const std::string& what, const std::string& unit) {
+    if (count <= kMaxValues) return;
+    std::ostringstream text;
+    text.precision(3);
+    text << what << ": about " << static_cast<double>(count) << " " << unit << ", more than fastrnn can hold";
+    throw py::value_error(text.str());
+}
+
+// The machine's physical memory in bytes, or 0 where the system does not say.
+std::uint64_t physical_memory() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+#endif
+    return 0;
+}
+
+std::string gibibytes(long double bytes) {
+    std::ostringstream text;
+    text.precision(1);
+    text << std::fixed << static_cast<double>(bytes / (1024.0L * 1024 * 1024)) << " GiB";
+    return text.str();
+}
+
+// ValueError "<what> would take X GiB, more than this machine's Y GiB of memory": allocations
+// past it would not fail but let the system kill the process once written.
+void check_memory(long double bytes, const std::string& what) {
+    const std::uint64_t memory = physical_memory();
+    if (memory > 0 && bytes > memory)
+        throw py::value_error(what + " would take " + gibibytes(bytes) + ", more than this machine's " +
+                              gibibytes(memory) + " of memory");
+}
+
+// A size argument: TypeError unless an integer, ValueError unless positive and an Index.
+Index size_argument(const py::handle& value, const char* name) {
+    if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr()))
+        throw py::type_error(std::string(name) + ": expected an integer, got " + type_text(value));
+    const auto integer = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+    if (!integer) throw py::error_already_set();
+    int overflow = 0;
+    const long long size = PyLong_AsLongLongAndOverflow(integer.ptr(), &overflow);
+    const std::string text = py::str(integer);
+    if (overflow > 0) throw py::value_error(std::string(name) + ": " + text + " is more than fastrnn can hold");
+    if (overflow < 0 || size < 1)
+        throw py::value_error(std::string(name) + ": expected a positive integer, got " + text);
+    return static_cast<Index>(size);
+}
+
+}  // namespace
+
+StackConfig make_config(CellKind kind, const py::handle& input_size, const py::handle& hidden_size,
+                        const py::handle& num_layers, bool bias, bool bidirectional) {
     StackConfig config{};
     config.kind = kind;
     config.relu = false;
     config.linear_before_reset = true;
     config.has_bias = bias;
-    config.input_size = input_size;
-    config.hidden_size = hidden_size;
-    config.num_layers = num_layers;
+    config.input_size = size_argument(input_size, "input_size");
+    config.hidden_size = size_argument(hidden_size, "hidden_size");
+    config.num_layers = size_argument(num_layers, "num_layers");
     config.directions = bidirectional ? 2 : 1;
-    // The exact count (param_count) is Index arithmetic: estimate it in floating point first, so
-    // sizes whose count would overflow get an error instead of a wrapped-around count.
-    const long double gate_rows = static_cast<long double>(config.gates()) * hidden_size;
-    const long double row_values = 2.0L * kRowAlignment + hidden_size + 2;   // padding, W_hh row, biases
-    const long double estimate = config.directions * gate_rows *
-                                 (input_size + row_values + (num_layers - 1.0L) * (config.directions * hidden_size + row_values));
-    if (estimate > 0x1p50L) {
-        std::ostringstream text;
-        text.precision(3);
-        text << describe(config) << ": about " << static_cast<double>(estimate) << " parameters, more than fastrnn can hold";
-        throw py::value_error(text.str());
-    }
+    // The exact count (param_count) is Index arithmetic: bound it in floating point first, every
+    // operand converted, so that sizes whose count would overflow get an error, not a wrapped count.
+    const long double directions = config.directions, hidden = config.hidden_size;
+    const long double gate_rows = static_cast<long double>(config.gates()) * hidden;
+    const long double row_values = 2.0L * kRowAlignment + hidden + 2;   // padding, W_hh row, biases
+    const long double upper_input = directions * hidden;                // input size of layers above the first
+    const long double estimate =
+        directions * gate_rows *
+        (config.input_size + row_values + (config.num_layers - 1.0L) * (upper_input + row_values));
+    check_count(estimate, describe(config), "parameters");
     return config;
 }
 
@@ -104,22 +155,6 @@ py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::
     return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(array);
 }
 
-// The machine's physical memory in bytes, or 0 where the system does not say.
-std::uint64_t physical_memory() {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page_size > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
-#endif
-    return 0;
-}
-
-std::string gibibytes(long double bytes) {
-    std::ostringstream text;
-    text.precision(1);
-    text << std::fixed << static_cast<double>(bytes / (1024.0L * 1024 * 1024)) << " GiB";
-    return text.str();
-}
-
 template <class A> auto* data_or_null(const std::optional<A>& array) {
     return array ? array->data() : nullptr;
 }
@@ -136,12 +171,9 @@ NativeStack<T>::NativeStack(const StackConfig& config, const std::string& isa)
     : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {
     // The layer allocates its parameters and their gradients next: sizes that cannot fit get
     // an error here, before any allocation or the layout (a list of every tensor) is built.
-    const long double bytes = 2.0L * static_cast<long double>(param_count(config)) * sizeof(T);
-    const std::uint64_t memory = physical_memory();
-    if (memory > 0 && bytes > memory)
-        throw py::value_error(describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
-                              " parameters and their gradients would take " + gibibytes(bytes) +
-                              ", more than this machine's " + gibibytes(memory) + " of memory");
+    check_memory(2.0L * static_cast<long double>(param_count(config)) * sizeof(T),
+                 describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
+                     " parameters and their gradients");
 }
 
 template <class T>

@@ -164,9 +164,10 @@ template <class T, CellKind Kind> py::class_<CellStack<T, Kind>, NativeStack<T>>
     return py::class_<CellStack<T, Kind>, NativeStack<T>>(m, name);
 }
 
-// A configuration with its sizes checked.
-StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                        bool bidirectional);
+// A configuration with its sizes checked: integers (TypeError), positive, and few enough
+// parameters that counting them cannot overflow (ValueError naming what is wrong).
+StackConfig make_config(CellKind kind, const py::handle& input_size, const py::handle& hidden_size,
+                        const py::handle& num_layers, bool bias, bool bidirectional);
 // "LSTM(input_size=.., hidden_size=.., num_layers=..)", for error messages.
 std::string describe(const StackConfig& config);
 
