@@ -1,7 +1,8 @@
 """Bad arguments to the layer API: each raises ValueError or TypeError whose message names the
 argument and says what was expected and what came; a rejected call changes nothing. Inputs of
-another float dtype or memory layout are converted and give the contiguous input's results.
-Sizes too large for any machine raise ValueError before anything is allocated.
+another float dtype or memory layout are converted and give the contiguous input's results; an
+input whose converted copy cannot be allocated raises MemoryError naming it. Sizes too large
+for any machine raise ValueError before anything is allocated.
 """
 
 import re
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from support import HUGE, huge_view
 
 T, B, I, H, L = 5, 2, 3, 4, 2   # the layers below: input 3, hidden 4, 2 layers
 
@@ -174,6 +176,33 @@ def test_sizes_beyond_int64_name_the_argument(through, argument):
     arguments = {"input_size": I, "hidden_size": H, argument: 2**63}
     with pytest.raises(ValueError, match=f"^{argument}: 9223372036854775808 is more than fastrnn can hold$"):
         construct("LSTM", through, **arguments)
+
+
+def forward_then_backward(dy=DY, dstate=None):
+    def call(layer):
+        layer(X)
+        layer.backward(dy, dstate)
+    return call
+
+
+# Arguments the binding must copy to convert (broadcast views), whose copy cannot be allocated.
+UNCONVERTIBLE = {
+    "x": lambda layer: layer(huge_view(np.float32, (HUGE, B, I))),
+    "state[0] (h)": lambda layer: layer(X, (huge_view(np.float64, (L, HUGE, H)), STATE)),
+    "state[1] (c)": lambda layer: layer(X, (STATE, huge_view(np.float32, (L, HUGE, H)))),
+    "lengths": lambda layer: layer(X, lengths=huge_view(np.int32, (HUGE,))),
+    "dy": forward_then_backward(huge_view(np.float32, (T, HUGE, H))),
+    "dstate[0] (h)": forward_then_backward(dstate=(huge_view(np.float32, (L, HUGE, H)), STATE)),
+    "dstate[1] (c)": forward_then_backward(dstate=(STATE, huge_view(np.float64, (L, HUGE, H)))),
+}
+
+
+@pytest.mark.parametrize("name", list(UNCONVERTIBLE))
+def test_a_copy_that_cannot_be_allocated_raises_memory_error_naming_the_argument(name):
+    # The conversion's MemoryError, the argument named in front of NumPy's message (it used to
+    # be dropped, and the binding used the null array it left: a segfault).
+    with pytest.raises(MemoryError, match=f"^{re.escape(name)}: Unable to allocate .* TiB"):
+        UNCONVERTIBLE[name](lstm())
 
 
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])

@@ -31,6 +31,12 @@ std::string type_text(const py::handle& object) {
     return py::str(py::type::handle_of(object).attr("__name__"));
 }
 
+void check_shape(const py::array& array, const std::string& name, const std::vector<Index>& expected,
+                 const std::string& note) {
+    if (shape_of(array) != expected)
+        throw py::value_error(name + ": expected shape " + shape_text(expected) + note + ", got " + shape_text(array));
+}
+
 Isa parse_isa(const std::string& name) {
     if (name == "auto") return best_isa();
     if (name == "portable") return Isa::portable;
@@ -49,6 +55,18 @@ void swap_time_batch(void* destination, const void* source, Index first, Index s
     for (Index i = 0; i < first; ++i)
         for (Index j = 0; j < second; ++j)
             std::memcpy(out + (j * first + i) * row, in + (i * second + j) * row, row);
+}
+
+[[noreturn]] void conversion_failed(py::error_already_set& error, const std::string& name) {
+    // Raised again as the built-in type it derives from: NumPy's own subclasses (such as its
+    // MemoryError) take constructor arguments of their own.
+    for (PyObject* type : {PyExc_MemoryError, PyExc_ValueError, PyExc_TypeError}) {
+        if (!error.matches(type)) continue;
+        const std::string message = name + ": " + std::string(py::str(error.value()));
+        py::raise_from(error, type, message.c_str());
+        throw py::error_already_set();
+    }
+    throw error;
 }
 
 namespace {
@@ -143,16 +161,12 @@ std::string describe(const StackConfig& config) {
 
 namespace {
 
-// A floating-point array of any layout as a C-contiguous array of T (converted if needed).
-template <class T>
-py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::object& object,
-                                                                      const std::string& name) {
-    if (!py::isinstance<py::array>(object))
-        throw py::type_error(name + ": expected a numpy.ndarray, got " + type_text(object));
-    const py::array array = py::reinterpret_borrow<py::array>(object);
-    if (array.dtype().kind() != 'f')
-        throw py::type_error(name + ": expected a floating-point array, got dtype " + std::string(py::str(array.dtype())));
-    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(array);
+// lengths as given (any integer array-like) converted to int64; shapes unchecked.
+Matrix<std::int64_t> convert_lengths(const py::object& object) {
+    const auto raw = converted<py::array>(object, "lengths");
+    if (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')
+        throw py::type_error("lengths: expected an integer array, got dtype " + std::string(py::str(raw.dtype())));
+    return converted<Matrix<std::int64_t>>(raw, "lengths");
 }
 
 template <class A> auto* data_or_null(const std::optional<A>& array) {
@@ -242,6 +256,23 @@ template <class T> py::object NativeStack<T>::make_state(const Array& h, const s
 }
 
 template <class T>
+typename NativeStack<T>::Lengths NativeStack<T>::checked_lengths(const Lengths& lengths, const Shape& shape) const {
+    const std::vector<Index> expected{shape.batch};
+    check_shape(lengths, "lengths", expected);
+    // A copy of our own, checked: the kernels index with these lengths while the GIL is
+    // released, and backward uses them again, so the caller's array must not be read then.
+    Lengths own(expected);
+    std::copy(lengths.data(), lengths.data() + shape.batch, own.mutable_data());
+    for (Index b = 0; b < shape.batch; ++b) {
+        const std::int64_t length = own.data()[b];
+        if (length < 1 || length > shape.steps)
+            throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
+                                  std::to_string(length) + " at index " + std::to_string(b));
+    }
+    return own;
+}
+
+template <class T>
 py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state,
                                   const py::object& lengths_object, bool training, bool batch_first, double dropout,
                                   std::uint64_t dropout_seed) {
@@ -266,23 +297,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     std::optional<Array> h0, c0;
     parse_state(state, "state", shape, h0, c0);
     std::optional<Lengths> lengths;
-    if (!lengths_object.is_none()) {
-        const py::array raw = py::array::ensure(lengths_object);
-        if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
-            throw py::type_error("lengths: expected an integer array of shape " + shape_text({shape.batch}) + ", got " +
-                                 (raw ? "dtype " + std::string(py::str(raw.dtype())) : type_text(lengths_object)));
-        // A copy of our own (astype copies): the kernels index with these lengths while the GIL
-        // is released, and backward uses them again, so the caller's array must not be read then.
-        lengths = Lengths::ensure(raw.attr("astype")(py::dtype::of<std::int64_t>()));
-        if (lengths->ndim() != 1 || lengths->shape(0) != shape.batch)
-            throw py::value_error("lengths: expected shape " + shape_text({shape.batch}) + ", got " + shape_text(*lengths));
-        for (Index b = 0; b < shape.batch; ++b) {
-            const std::int64_t length = lengths->at(b);
-            if (length < 1 || length > shape.steps)
-                throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
-                                      std::to_string(length) + " at index " + std::to_string(b));
-        }
-    }
+    if (!lengths_object.is_none()) lengths = checked_lengths(convert_lengths(lengths_object), shape);
     if (!(dropout >= 0 && dropout < 1))
         throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
 

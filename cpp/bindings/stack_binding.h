@@ -20,7 +20,7 @@
 namespace fastrnn {
 namespace py = pybind11;
 
-// A C-contiguous, forcecast array of T (what ensure() converts to).
+// A C-contiguous array of T: what converted() and float_array() below give.
 template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 std::vector<Index> shape_of(const py::array& array);
@@ -28,6 +28,38 @@ std::string shape_text(const std::vector<Index>& shape);
 std::string shape_text(const py::array& array);
 std::string type_text(const py::handle& object);
 Isa parse_isa(const std::string& name);
+// ValueError "<name>: expected shape (..)<note>, got (..)" unless `array` has shape `expected`.
+void check_shape(const py::array& array, const std::string& name, const std::vector<Index>& expected,
+                 const std::string& note = "");
+
+// Raises the Python error of a failed conversion of argument `name` again, its type kept and
+// the argument named in front of its message.
+[[noreturn]] void conversion_failed(py::error_already_set& error, const std::string& name);
+
+// `object` converted to the array type A (py::array, Matrix<T>, ...). Conversion errors keep
+// their type and name the argument: MemoryError when a copy cannot be allocated (a broadcast
+// view of a few bytes may need terabytes), ValueError when NumPy cannot describe the result.
+// pybind11's ensure() would return a null array and drop the error instead.
+template <class A> A converted(const py::handle& object, const std::string& name) {
+    try {
+        return A(py::reinterpret_borrow<py::object>(object));
+    } catch (py::error_already_set& error) {
+        conversion_failed(error, name);
+    }
+}
+
+// `object`, a floating-point numpy.ndarray (else TypeError naming `name`, the expected and the
+// received), as a C-contiguous array of T, copied if needed (failures as converted() says).
+template <class T> Matrix<T> float_array(const py::handle& object, const std::string& name) {
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(name + ": expected a numpy.ndarray, got " + type_text(object));
+    const auto array = py::reinterpret_borrow<py::array>(object);
+    if (array.dtype().kind() != 'f')
+        throw py::type_error(name + ": expected a floating-point array, got dtype " +
+                             std::string(py::str(array.dtype())));
+    return converted<Matrix<T>>(array, name);
+}
+
 // (T, B, F) <-> (B, T, F) for contiguous arrays of `value_size`-byte values.
 void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
                      std::size_t value_size);
@@ -63,8 +95,8 @@ private:
 
 template <class T> class NativeStack {
 public:
-    using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-    using Lengths = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+    using Array = Matrix<T>;
+    using Lengths = Matrix<std::int64_t>;
 
     NativeStack(const StackConfig& config, const std::string& isa);
 
@@ -121,7 +153,7 @@ private:
     bool has_forward_ = false;
     Shape forward_shape_{};
     std::optional<Array> forward_input_;       // time-major x
-    std::optional<Lengths> forward_lengths_;
+    std::optional<Lengths> forward_lengths_;   // our own copy
     double dropout_ = 0;
     std::uint64_t dropout_seed_ = 0;
 
@@ -131,6 +163,7 @@ private:
     Array state_array(const py::object& object, const std::string& name, const Shape& shape) const;
     void parse_state(const py::object& state, const char* name, const Shape& shape, std::optional<Array>& h,
                      std::optional<Array>& c) const;
+    Lengths checked_lengths(const Lengths& lengths, const Shape& shape) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
 };
 
