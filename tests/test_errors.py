@@ -78,7 +78,7 @@ BAD_CALLS = {
     "state_shape": (forward(gru, state=np.zeros((L, B + 1, H))), ValueError, ["state", "(2, 2, 4)", "(2, 3, 4)"]),
     "state_unbatched_shape": (forward(gru, X[:, 0], np.zeros((L, B, H))), ValueError, ["state", "(2, 4)", "(2, 2, 4)"]),
     "state_c_shape": (forward(lstm, state=(STATE, STATE[:1])), ValueError, ["state", "(c)", "(2, 2, 4)", "(1, 2, 4)"]),
-    "state_tuple_for_gru": (forward(gru, state=(STATE,)), TypeError, ["state", "array", "(2, 2, 4)", "tuple"]),
+    "state_tuple_for_gru": (forward(gru, state=(STATE,)), TypeError, ["state", "array", "(2, batch, 4)", "tuple"]),
     "state_array_for_lstm": (forward(lstm, state=STATE), TypeError, ["state", "tuple (h, c)", "ndarray"]),
     "state_three_parts": (forward(lstm, state=(STATE,) * 3), ValueError, ["state", "2 arrays", "3"]),
     "state_int": (forward(gru, state=STATE.astype(np.int32)), TypeError, ["state", "floating", "int32"]),

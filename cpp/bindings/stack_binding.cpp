@@ -169,6 +169,11 @@ Matrix<std::int64_t> convert_lengths(const py::object& object) {
     return converted<Matrix<std::int64_t>>(raw, "lengths");
 }
 
+// Whether `array`, converted from `given`, is a copy of its own (else it is `given` or a view).
+bool own_copy(const py::array& array, const py::handle& given) {
+    return array.ptr() != given.ptr() && array.owndata();
+}
+
 template <class A> auto* data_or_null(const std::optional<A>& array) {
     return array ? array->data() : nullptr;
 }
@@ -218,41 +223,60 @@ const T* NativeStack<T>::flat_parameters(const py::object& object, const char* n
 }
 
 template <class T>
-typename NativeStack<T>::Array NativeStack<T>::state_array(const py::object& object, const std::string& name,
-                                                           const Shape& shape) const {
-    Array array = float_array<T>(object, name);
-    const std::vector<Index> expected = state_shape(shape);
-    if (shape_of(array) != expected)
-        throw py::value_error(name + ": expected shape " + shape_text(expected) +
-                              " (num_layers * num_directions, " + (shape.batched ? "batch, " : "") +
-                              "hidden_size), got " + shape_text(array));
-    return array;
+typename NativeStack<T>::State NativeStack<T>::convert_state(const py::object& state, const std::string& name) const {
+    State parts;
+    if (state.is_none()) return parts;
+    if (config_.kind != CellKind::lstm) {
+        if (!py::isinstance<py::array>(state))
+            throw py::type_error(name + ": expected an array h of shape (" + std::to_string(states()) + ", batch, " +
+                                 std::to_string(config_.hidden_size) +
+                                 ") (num_layers * num_directions, batch, hidden_size), got " + type_text(state));
+        parts.h = float_array<T>(state, name);
+        return parts;
+    }
+    if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
+        throw py::type_error(name + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
+    const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
+    const std::size_t size = pair.size();
+    if (size != 2)
+        throw py::value_error(name + ": expected a tuple (h, c) of 2 arrays, got " + std::to_string(size) + " items");
+    parts.h = float_array<T>(pair[0], name + "[0] (h)");
+    parts.c = float_array<T>(pair[1], name + "[1] (c)");
+    return parts;
 }
 
 template <class T>
-void NativeStack<T>::parse_state(const py::object& state, const char* name, const Shape& shape,
-                                 std::optional<Array>& h, std::optional<Array>& c) const {
-    if (state.is_none()) return;
-    if (config_.kind == CellKind::lstm) {
-        if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
-            throw py::type_error(std::string(name) + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
-        const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
-        if (pair.size() != 2)
-            throw py::value_error(std::string(name) + ": expected a tuple (h, c) of 2 arrays, got " +
-                                  std::to_string(pair.size()) + " items");
-        h = state_array(pair[0], std::string(name) + "[0] (h)", shape);
-        c = state_array(pair[1], std::string(name) + "[1] (c)", shape);
-    } else {
-        if (!py::isinstance<py::array>(state))
-            throw py::type_error(std::string(name) + ": expected an array h of shape " + shape_text(state_shape(shape)) +
-                                 ", got " + type_text(state));
-        h = state_array(state, name, shape);
-    }
+void NativeStack<T>::check_state(const State& state, const std::string& name, const Shape& shape) const {
+    const std::vector<Index> expected = state_shape(shape);
+    const std::string note = std::string(" (num_layers * num_directions, ") + (shape.batched ? "batch, " : "") +
+                             "hidden_size)";
+    if (state.h) check_shape(*state.h, config_.kind == CellKind::lstm ? name + "[0] (h)" : name, expected, note);
+    if (state.c) check_shape(*state.c, name + "[1] (c)", expected, note);
 }
 
 template <class T> py::object NativeStack<T>::make_state(const Array& h, const std::optional<Array>& c) const {
     if (c) return py::make_tuple(h, *c);
     return h;
+}
+
+template <class T> typename NativeStack<T>::Shape NativeStack<T>::input_shape(const Array& x, bool batch_first) const {
+    const Index input_size = config_.input_size;
+    if (x.ndim() != 2 && x.ndim() != 3)
+        throw py::value_error("x: expected a 3-D array " +
+                              std::string(batch_first ? "(batch, seq_len, " : "(seq_len, batch, ") + "input_size=" +
+                              std::to_string(input_size) + ") or an unbatched (seq_len, input_size=" +
+                              std::to_string(input_size) + "), got shape " + shape_text(x));
+    Shape shape{};
+    shape.batched = x.ndim() == 3;
+    shape.batch_first = shape.batched && batch_first;
+    shape.steps = shape.batched ? x.shape(batch_first ? 1 : 0) : x.shape(0);
+    shape.batch = shape.batched ? x.shape(batch_first ? 0 : 1) : 1;
+    if (x.shape(x.ndim() - 1) != input_size)
+        throw py::value_error("x: expected input_size=" + std::to_string(input_size) +
+                              " features in the last axis, got shape " + shape_text(x));
+    if (shape.steps < 1) throw py::value_error("x: expected at least one time step, got shape " + shape_text(x));
+    if (shape.batch < 1) throw py::value_error("x: expected at least one sequence, got shape " + shape_text(x));
+    return shape;
 }
 
 template <class T>
@@ -273,45 +297,39 @@ typename NativeStack<T>::Lengths NativeStack<T>::checked_lengths(const Lengths& 
 }
 
 template <class T>
-py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state,
+py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state_object,
                                   const py::object& lengths_object, bool training, bool batch_first, double dropout,
                                   std::uint64_t dropout_seed) {
-    const T* parameters = flat_parameters(weights, "weights", false);
-    Array x = float_array<T>(x_object, "x");
-    const Index input_size = config_.input_size;
-    if (x.ndim() != 2 && x.ndim() != 3)
-        throw py::value_error("x: expected a 3-D array " +
-                              std::string(batch_first ? "(batch, seq_len, " : "(seq_len, batch, ") + "input_size=" +
-                              std::to_string(input_size) + ") or an unbatched (seq_len, input_size=" +
-                              std::to_string(input_size) + "), got shape " + shape_text(x));
-    Shape shape{};
-    shape.batched = x.ndim() == 3;
-    shape.batch_first = shape.batched && batch_first;
-    shape.steps = shape.batched ? x.shape(batch_first ? 1 : 0) : x.shape(0);
-    shape.batch = shape.batched ? x.shape(batch_first ? 0 : 1) : 1;
-    if (x.shape(x.ndim() - 1) != input_size)
-        throw py::value_error("x: expected input_size=" + std::to_string(input_size) + " features in the last axis, got shape " +
-                              shape_text(x));
-    if (shape.steps < 1) throw py::value_error("x: expected at least one time step, got shape " + shape_text(x));
-    if (shape.batch < 1) throw py::value_error("x: expected at least one sequence, got shape " + shape_text(x));
-    std::optional<Array> h0, c0;
-    parse_state(state, "state", shape, h0, c0);
+    BusyGuard busy(*this);
+    const Array x = float_array<T>(x_object, "x");
+    const State state = convert_state(state_object, "state");
+    std::optional<Lengths> given_lengths;
+    if (!lengths_object.is_none()) given_lengths = convert_lengths(lengths_object);
+
+    // No Python code runs from here on: the shapes are read once, and the kernels use those.
+    const Shape shape = input_shape(x, batch_first);
+    check_state(state, "state", shape);
     std::optional<Lengths> lengths;
-    if (!lengths_object.is_none()) lengths = checked_lengths(convert_lengths(lengths_object), shape);
+    if (given_lengths) lengths = checked_lengths(*given_lengths, shape);
     if (!(dropout >= 0 && dropout < 1))
         throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
+    const T* parameters = flat_parameters(weights, "weights", false);
 
-    BusyGuard busy(*this);
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
+    const Index input_size = config_.input_size;
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
     // Backward reads the forward's input again, so training keeps a copy of its own: the caller
-    // may change their array in between (conversion to T or to time-major has copied already).
-    const bool copy_x = shape.batch_first || (training && x.ptr() == x_object.ptr());
+    // may change their array in between.
+    const bool copy_x = shape.batch_first || (training && !own_copy(x, x_object));
+    const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
+    const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
+    const Index staged_y = shape.batch_first ? T_ * B * DH : 0;
+
     Array x_time_major = copy_x ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
     Array hn(state_shape(shape));
     std::optional<Array> cn;
     if (config_.kind == CellKind::lstm) cn.emplace(state_shape(shape));
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
 
     ForwardArgs<T> args{};
     args.config = config_;
@@ -319,18 +337,16 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     args.batch = B;
     args.weights = parameters;
     args.x = x_time_major.data();
-    args.h0 = data_or_null(h0);
-    args.c0 = data_or_null(c0);
+    args.h0 = data_or_null(state.h);
+    args.c0 = data_or_null(state.c);
     args.lengths = data_or_null(lengths);
-    args.y = shape.batch_first ? staging_.reserve(T_ * B * DH) : y.mutable_data();
+    args.y = shape.batch_first ? staging_.reserve(staged_y) : y.mutable_data();
     args.hn = hn.mutable_data();
     args.cn = cn ? cn->mutable_data() : nullptr;
     args.training = training;
     args.dropout = dropout;
     args.dropout_seed = dropout_seed;
-    const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
     args.stored = training ? stored_.reserve(stored_size) : nullptr;
-    const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
     args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
     poison(args.scratch, scratch_size);
@@ -362,31 +378,35 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 }
 
 template <class T>
-py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object, const py::object& dy_object,
-                                   const py::object& dstate, bool input_gradient, bool state_gradient,
-                                   bool overwrite_grads) {
+py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object,
+                                   const py::object& dy_object, const py::object& dstate_object, bool input_gradient,
+                                   bool state_gradient, bool overwrite_grads) {
+    BusyGuard busy(*this);
+    const Array dy = float_array<T>(dy_object, "dy");
+    const State dstate = convert_state(dstate_object, "dstate");
+
+    // No Python code runs from here on: the last forward cannot change until the kernels end.
     if (!has_forward_)
         throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
                               "first (each forward supports one backward)");
-    const T* parameters = flat_parameters(weights, "weights", false);
-    T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
     const Shape shape = forward_shape_;
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
-    Array dy = float_array<T>(dy_object, "dy");
-    const std::vector<Index> y_shape = sequence_shape(shape, DH);
-    if (shape_of(dy) != y_shape)
-        throw py::value_error("dy: expected the shape of the forward's output " + shape_text(y_shape) + ", got " +
-                              shape_text(dy));
-    std::optional<Array> dhn, dcn;
-    parse_state(dstate, "dstate", shape, dhn, dcn);
-
-    BusyGuard busy(*this);
     const Index input_size = config_.input_size;
+    check_shape(dy, "dy", sequence_shape(shape, DH), " (the forward's output)");
+    check_state(dstate, "dstate", shape);
+    const T* parameters = flat_parameters(weights, "weights", false);
+    T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
+
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+    const Index stored_size = kernels_->stored_size(config_, T_, B);   // the forward's: no reallocation
+    const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
+    const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
+    const Index staged_dx = shape.batch_first && input_gradient ? T_ * B * input_size : 0;
+
     std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
     if (state_gradient) dh0.emplace(state_shape(shape));
     if (state_gradient && config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
 
     BackwardArgs<T> args{};
     args.config = config_;
@@ -397,18 +417,16 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     args.overwrite_grads = overwrite_grads;
     args.x = forward_input_->data();
     args.lengths = data_or_null(forward_lengths_);
-    const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
-    T* staging = staging_.reserve(staged_dy + (shape.batch_first && input_gradient ? T_ * B * input_size : 0));
+    T* staging = staging_.reserve(staged_dy + staged_dx);
     args.dy = shape.batch_first ? staging : dy.data();
-    args.dhn = data_or_null(dhn);
-    args.dcn = data_or_null(dcn);
+    args.dhn = data_or_null(dstate.h);
+    args.dcn = data_or_null(dstate.c);
     args.dx = !dx ? nullptr : shape.batch_first ? staging + staged_dy : dx->mutable_data();
     args.dh0 = dh0 ? dh0->mutable_data() : nullptr;
     args.dc0 = dc0 ? dc0->mutable_data() : nullptr;
     args.dropout = dropout_;
     args.dropout_seed = dropout_seed_;
-    args.stored = stored_.reserve(kernels_->stored_size(config_, T_, B));
-    const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
+    args.stored = stored_.reserve(stored_size);
     args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
     poison(args.scratch, scratch_size);   // not `stored`: it holds the forward's activations

@@ -98,6 +98,16 @@ public:
     using Array = Matrix<T>;
     using Lengths = Matrix<std::int64_t>;
 
+    // The sequence shape of one call.
+    struct Shape {
+        Index steps, batch;
+        bool batched, batch_first;
+    };
+    // A state argument's parts, converted: h, and c for an LSTM (both unset for None).
+    struct State {
+        std::optional<Array> h, c;
+    };
+
     NativeStack(const StackConfig& config, const std::string& isa);
 
     // -> (y, state_n). x is (T, B, input_size), (B, T, input_size) with batch_first, or an
@@ -128,23 +138,30 @@ public:
     std::string isa() const { return isa_name(kernels_->isa); }
     // The flat parameter buffer `object` as a pointer, or TypeError/ValueError naming `name`.
     const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
+    // Argument `name` (None, h, or for an LSTM a tuple or list (h, c)) unpacked and converted;
+    // check_state then checks the shapes. Two steps, because unpacking may run Python code
+    // (a sequence's __getitem__), and shapes are checked only once no more Python code runs.
+    State convert_state(const py::object& state, const std::string& name) const;
+    void check_state(const State& state, const std::string& name, const Shape& shape) const;
 
-    // Sets busy while a call runs without the GIL, so a second thread gets an error, not a race.
+    // Marks the layer busy for a whole call (conversions included: they may run Python code or
+    // release the GIL), so that a second call (another thread, or Python code the first call
+    // runs) raises instead of changing the shapes, inputs and workspaces the first one uses.
+    // The flag is read and written with the GIL held only.
     struct BusyGuard {
         bool& flag;
         explicit BusyGuard(NativeStack& stack) : flag(stack.busy_) {
-            if (flag) throw std::runtime_error("this layer is already running a forward/backward in another thread");
+            if (flag)
+                throw std::runtime_error("this layer is already running a forward, backward or generate (called "
+                                         "from another thread, or from code that call ran): one call at a time");
             flag = true;
         }
         ~BusyGuard() { flag = false; }
+        BusyGuard(const BusyGuard&) = delete;
+        BusyGuard& operator=(const BusyGuard&) = delete;
     };
 
 private:
-    struct Shape {
-        Index steps, batch;
-        bool batched, batch_first;
-    };
-
     StackConfig config_;
     const KernelTable<T>* kernels_;
     Workspace<T> stored_, scratch_, staging_;
@@ -152,7 +169,7 @@ private:
     // The last training-mode forward, which backward differentiates.
     bool has_forward_ = false;
     Shape forward_shape_{};
-    std::optional<Array> forward_input_;       // time-major x
+    std::optional<Array> forward_input_;       // time-major x, our own copy
     std::optional<Lengths> forward_lengths_;   // our own copy
     double dropout_ = 0;
     std::uint64_t dropout_seed_ = 0;
@@ -160,9 +177,7 @@ private:
     Index states() const { return config_.num_layers * config_.directions; }
     std::vector<Index> sequence_shape(const Shape& shape, Index features) const;
     std::vector<Index> state_shape(const Shape& shape) const;
-    Array state_array(const py::object& object, const std::string& name, const Shape& shape) const;
-    void parse_state(const py::object& state, const char* name, const Shape& shape, std::optional<Array>& h,
-                     std::optional<Array>& c) const;
+    Shape input_shape(const Array& x, bool batch_first) const;
     Lengths checked_lengths(const Lengths& lengths, const Shape& shape) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
 };
