@@ -205,6 +205,33 @@ def test_a_copy_that_cannot_be_allocated_raises_memory_error_naming_the_argument
         UNCONVERTIBLE[name](lstm())
 
 
+@pytest.fixture
+def sparse_input(tmp_path):
+    """A float32 input of the given shape mapped from a sparse file: it takes neither disk space
+    nor memory until read, so its shape can be far larger than the machine."""
+    def make(shape):
+        path = tmp_path / "x.float32"
+        with open(path, "wb") as file:
+            file.truncate(int(np.prod(shape)) * 4)
+        return np.memmap(path, np.float32, "r", shape=shape)
+    return make
+
+
+@pytest.mark.parametrize("layer_factory, message", [
+    (lambda: fastrnn.LSTM(1, 64, bidirectional=True),
+     r"about .* values of outputs and workspaces for LSTM\(input_size=1, hidden_size=64, num_layers=1, "
+     r"bidirectional=True\), more than fastrnn can hold"),
+    (lambda: fastrnn.LSTM(1, 4), r"this call's outputs and workspaces would take .* GiB, more than this machine's"),
+])
+def test_a_call_too_large_raises_before_allocating(sparse_input, layer_factory, message):
+    # 2**40 rows of one feature: a valid input of 4 TiB that no call can serve. It is refused
+    # before anything is allocated: for the first layer, for more values than the bound that keeps
+    # the kernels' size arithmetic from overflowing; for the second, for more bytes than any machine has.
+    x = sparse_input((2**20, 2**20, 1))
+    with pytest.raises(ValueError, match=r"^x: shape \(1048576, 1048576, 1\): " + message):
+        layer_factory()(x)
+
+
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])
 def test_bad_nonlinearity_raises(nonlinearity):
     with pytest.raises(ValueError, match=f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}"):

@@ -71,9 +71,9 @@ void swap_time_batch(void* destination, const void* source, Index first, Index s
 
 namespace {
 
-// The most values a layer's parameters may take: more than any machine's memory, and far enough
-// below 2^63 that the Index arithmetic counting them (sums of a few products, padding) cannot
-// overflow.
+// The most values a layer's parameters, or one call's outputs and workspaces, may take: more
+// than any machine's memory, and far enough below 2^63 that the Index arithmetic sizing them
+// (sums of a few products, padding, a workspace per thread) cannot overflow.
 constexpr long double kMaxValues = 0x1p50L;
 
 // ValueError "<what>: about N <unit>, more than fastrnn can hold" when count (an estimate in
@@ -296,6 +296,19 @@ typename NativeStack<T>::Lengths NativeStack<T>::checked_lengths(const Lengths& 
     return own;
 }
 
+template <class T> void NativeStack<T>::check_call_size(const Shape& shape, const Array& x) const {
+    // The kernels size their buffers in Index arithmetic; this bound, in floating point, keeps
+    // it from overflowing. Per row of (T+1)*B: at most (G+4)*H stored or scratch values per
+    // layer and direction, 4*D*H for outputs, their gradients and staging, 2*input_size for
+    // copies of x. Per-thread workspaces (at most kMaxThreads) stay far below 2^63 with it.
+    const long double rows = (shape.steps + 1.0L) * shape.batch;
+    const long double widths = static_cast<long double>(config_.directions) * config_.hidden_size;
+    const long double per_row =
+        widths * (static_cast<long double>(config_.num_layers) * (config_.gates() + 4) + 4) + 2.0L * config_.input_size;
+    check_count(rows * per_row, "x: shape " + shape_text(x),
+                "values of outputs and workspaces for " + describe(config_));
+}
+
 template <class T>
 py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state_object,
                                   const py::object& lengths_object, bool training, bool batch_first, double dropout,
@@ -314,6 +327,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     if (!(dropout >= 0 && dropout < 1))
         throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
     const T* parameters = flat_parameters(weights, "weights", false);
+    check_call_size(shape, x);
 
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
     const Index input_size = config_.input_size;
@@ -324,12 +338,17 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
     const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
     const Index staged_y = shape.batch_first ? T_ * B * DH : 0;
+    check_memory(static_cast<long double>(T_ * B * (DH + (copy_x ? input_size : 0)) + 2 * states() * B * H +
+                                          staged_y + stored_size + scratch_size) * sizeof(T),
+                 "x: shape " + shape_text(x) + ": this call's outputs and workspaces");
 
     Array x_time_major = copy_x ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
     Array hn(state_shape(shape));
     std::optional<Array> cn;
     if (config_.kind == CellKind::lstm) cn.emplace(state_shape(shape));
+    // The stored activations change from here on: the last forward can no longer be differentiated.
+    if (training) has_forward_ = false;
 
     ForwardArgs<T> args{};
     args.config = config_;
@@ -402,6 +421,9 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
     const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
     const Index staged_dx = shape.batch_first && input_gradient ? T_ * B * input_size : 0;
+    check_memory(static_cast<long double>((input_gradient ? T_ * B * input_size : 0) + 2 * states() * B * H +
+                                          staged_dy + staged_dx + scratch_size) * sizeof(T),
+                 "dy: shape " + shape_text(dy) + ": this call's gradients and workspaces");
 
     std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
@@ -72,10 +73,17 @@ extern bool poison_buffers;
 // A 64-byte aligned buffer that only grows.
 template <class T> class Workspace {
 public:
+    // Throws std::bad_alloc (MemoryError in Python) when the memory is not there. The nothrow
+    // form, because AddressSanitizer ends the process when a throwing operator new fails.
     T* reserve(Index count) {
         if (count > capacity_) {
+            data_.reset();
+            capacity_ = 0;
+            if (static_cast<std::size_t>(count) > std::numeric_limits<std::size_t>::max() / sizeof(T))
+                throw std::bad_alloc();
             data_.reset(static_cast<T*>(::operator new(static_cast<std::size_t>(count) * sizeof(T),
-                                                       std::align_val_t(64))));
+                                                       std::align_val_t(64), std::nothrow)));
+            if (!data_) throw std::bad_alloc();
             capacity_ = count;
         }
         return data_.get();
@@ -179,6 +187,7 @@ private:
     std::vector<Index> state_shape(const Shape& shape) const;
     Shape input_shape(const Array& x, bool batch_first) const;
     Lengths checked_lengths(const Lengths& lengths, const Shape& shape) const;
+    void check_call_size(const Shape& shape, const Array& x) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
 };
 
