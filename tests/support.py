@@ -1,6 +1,6 @@
 """Shared by the tests of the native kernels: a recurrent stack configuration (Case) with random
 data, its run through one kernel variant of fastrnn._core and through the NumPy reference, and
-the error measure every comparison uses.
+the error measure every comparison uses, and inputs too large for any machine.
 """
 
 from dataclasses import dataclass
@@ -305,6 +305,16 @@ class NativeRun:
         grads = arguments[1]
         before = grads.copy()
         return self.backward_result(self.stack.backward(*arguments), grads, before)
+
+
+# Rows enough that the contiguous copy of any array with them needs terabytes.
+HUGE = 2**40
+
+
+def huge_view(dtype, shape):
+    """A broadcast view of one zero: a few bytes whose contiguous copy (what the bindings convert
+    arguments to) cannot be allocated when the shape has HUGE rows."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def native_results(case, data, dtype, isa, dropout_seed=0):

@@ -1,6 +1,8 @@
 """Bad arguments to the layer API: each raises ValueError or TypeError whose message names the
 argument and says what was expected and what came; a rejected call changes nothing. Inputs of
-another float dtype or memory layout are converted and give the contiguous input's results.
+another float dtype or memory layout are converted and give the contiguous input's results; an
+input whose converted copy cannot be allocated raises MemoryError naming it. Sizes too large
+for any machine raise ValueError before anything is allocated.
 """
 
 import re
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+from support import HUGE, huge_view
 
 T, B, I, H, L = 5, 2, 3, 4, 2   # the layers below: input 3, hidden 4, 2 layers
 
@@ -75,7 +78,7 @@ BAD_CALLS = {
     "state_shape": (forward(gru, state=np.zeros((L, B + 1, H))), ValueError, ["state", "(2, 2, 4)", "(2, 3, 4)"]),
     "state_unbatched_shape": (forward(gru, X[:, 0], np.zeros((L, B, H))), ValueError, ["state", "(2, 4)", "(2, 2, 4)"]),
     "state_c_shape": (forward(lstm, state=(STATE, STATE[:1])), ValueError, ["state", "(c)", "(2, 2, 4)", "(1, 2, 4)"]),
-    "state_tuple_for_gru": (forward(gru, state=(STATE,)), TypeError, ["state", "array", "(2, 2, 4)", "tuple"]),
+    "state_tuple_for_gru": (forward(gru, state=(STATE,)), TypeError, ["state", "array", "(2, batch, 4)", "tuple"]),
     "state_array_for_lstm": (forward(lstm, state=STATE), TypeError, ["state", "tuple (h, c)", "ndarray"]),
     "state_three_parts": (forward(lstm, state=(STATE,) * 3), ValueError, ["state", "2 arrays", "3"]),
     "state_int": (forward(gru, state=STATE.astype(np.int32)), TypeError, ["state", "floating", "int32"]),
@@ -139,19 +142,94 @@ def test_bad_constructor_argument_raises(layer_class, argument, change, exceptio
         layer_class(**{"input_size": I, "hidden_size": H, **change})
 
 
-@pytest.mark.parametrize("layer_class", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+def construct(kind, through, **arguments):
+    """A layer of kind RNN, LSTM or GRU built through the public class or fastrnn._core."""
+    if through == "public":
+        return getattr(fastrnn, kind)(**arguments)
+    options = {"RNN": {"nonlinearity": "tanh"}, "LSTM": {}, "GRU": {"linear_before_reset": True}}[kind]
+    return getattr(fastrnn._core, f"{kind}_float32")(arguments.pop("input_size"), arguments.pop("hidden_size"),
+                                                      arguments.pop("num_layers", 1), bias=True,
+                                                      bidirectional=arguments.pop("bidirectional", False), **options)
+
+
+@pytest.mark.parametrize("through", ["public", "_core"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("sizes, message", [
     (dict(num_layers=10**9), "would take .* GiB, more than this machine's"),   # once a quadratic hang
     (dict(hidden_size=10**6), "would take .* GiB, more than this machine's"),
     (dict(input_size=2**61, hidden_size=8), "more than fastrnn can hold"),       # once a wrapped-around count
     (dict(hidden_size=2**31), "more than fastrnn can hold"),
     (dict(num_layers=2**62), "more than fastrnn can hold"),
+    # directions * hidden_size overflowed int64 in the estimate, which came out negative
+    (dict(hidden_size=2**62, num_layers=3, bidirectional=True), "more than fastrnn can hold"),
 ])
-def test_sizes_too_large_raise_before_allocating(layer_class, sizes, message):
+def test_sizes_too_large_raise_before_allocating(kind, through, sizes, message):
     arguments = {"input_size": I, "hidden_size": H, **sizes}
     described = ", ".join(f"{name}={arguments[name]}" for name in ("input_size", "hidden_size"))
-    with pytest.raises(ValueError, match=f"{layer_class.__name__}\\({described}.*: .*{message}"):
-        layer_class(**arguments)
+    with pytest.raises(ValueError, match=f"{kind}\\({described}.*: .*{message}"):
+        construct(kind, through, **arguments)
+
+
+@pytest.mark.parametrize("through", ["public", "_core"])
+@pytest.mark.parametrize("argument", ["input_size", "hidden_size", "num_layers"])
+def test_sizes_beyond_int64_name_the_argument(through, argument):
+    arguments = {"input_size": I, "hidden_size": H, argument: 2**63}
+    with pytest.raises(ValueError, match=f"^{argument}: 9223372036854775808 is more than fastrnn can hold$"):
+        construct("LSTM", through, **arguments)
+
+
+def forward_then_backward(dy=DY, dstate=None):
+    def call(layer):
+        layer(X)
+        layer.backward(dy, dstate)
+    return call
+
+
+# Arguments the binding must copy to convert (broadcast views), whose copy cannot be allocated.
+UNCONVERTIBLE = {
+    "x": lambda layer: layer(huge_view(np.float32, (HUGE, B, I))),
+    "state[0] (h)": lambda layer: layer(X, (huge_view(np.float64, (L, HUGE, H)), STATE)),
+    "state[1] (c)": lambda layer: layer(X, (STATE, huge_view(np.float32, (L, HUGE, H)))),
+    "lengths": lambda layer: layer(X, lengths=huge_view(np.int32, (HUGE,))),
+    "dy": forward_then_backward(huge_view(np.float32, (T, HUGE, H))),
+    "dstate[0] (h)": forward_then_backward(dstate=(huge_view(np.float32, (L, HUGE, H)), STATE)),
+    "dstate[1] (c)": forward_then_backward(dstate=(STATE, huge_view(np.float64, (L, HUGE, H)))),
+}
+
+
+@pytest.mark.parametrize("name", list(UNCONVERTIBLE))
+def test_a_copy_that_cannot_be_allocated_raises_memory_error_naming_the_argument(name):
+    # The conversion's MemoryError, the argument named in front of NumPy's message (it used to
+    # be dropped, and the binding used the null array it left: a segfault).
+    with pytest.raises(MemoryError, match=f"^{re.escape(name)}: Unable to allocate .* TiB"):
+        UNCONVERTIBLE[name](lstm())
+
+
+@pytest.fixture
+def sparse_input(tmp_path):
+    """A float32 input of the given shape mapped from a sparse file: it takes neither disk space
+    nor memory until read, so its shape can be far larger than the machine."""
+    def make(shape):
+        path = tmp_path / "x.float32"
+        with open(path, "wb") as file:
+            file.truncate(int(np.prod(shape)) * 4)
+        return np.memmap(path, np.float32, "r", shape=shape)
+    return make
+
+
+@pytest.mark.parametrize("layer_factory, message", [
+    (lambda: fastrnn.LSTM(1, 64, bidirectional=True),
+     r"about .* values of outputs and workspaces for LSTM\(input_size=1, hidden_size=64, num_layers=1, "
+     r"bidirectional=True\), more than fastrnn can hold"),
+    (lambda: fastrnn.LSTM(1, 4), r"this call's outputs and workspaces would take .* GiB, more than this machine's"),
+])
+def test_a_call_too_large_raises_before_allocating(sparse_input, layer_factory, message):
+    # 2**40 rows of one feature: a valid input of 4 TiB that no call can serve. It is refused
+    # before anything is allocated: for the first layer, for more values than the bound that keeps
+    # the kernels' size arithmetic from overflowing; for the second, for more bytes than any machine has.
+    x = sparse_input((2**20, 2**20, 1))
+    with pytest.raises(ValueError, match=r"^x: shape \(1048576, 1048576, 1\): " + message):
+        layer_factory()(x)
 
 
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", None, "Tanh"])

@@ -6,6 +6,7 @@ import pytest
 
 import fastrnn
 from fastrnn import _core
+from support import HUGE, huge_view
 
 SHAPES = [(1, 1, 1), (7, 5, 3), (13, 17, 9), (300, 40, 70), (64, 257, 130)]   # (rows M, out N, in K)
 
@@ -70,3 +71,16 @@ def test_bad_shapes_are_rejected(call, message):
     forward, backward = native(np.float64)
     with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")):
         call(forward, backward)
+
+
+@pytest.mark.parametrize("name", ["x", "weight", "bias", "dy"])
+def test_a_copy_that_cannot_be_allocated_raises_memory_error_naming_the_argument(name):
+    # Conversion failures used to be reported as a shape mismatch, the MemoryError dropped.
+    forward, backward = native(np.float32)
+    arguments = dict(zip(("x", "weight", "bias", "dy"), data(4, 5, 3, np.float32)))
+    arguments[name] = huge_view(np.float64, (HUGE,) + arguments[name].shape[1:])
+    with pytest.raises(MemoryError, match=f"^{name}: Unable to allocate .* TiB"):
+        if name == "dy":
+            backward(arguments["dy"], arguments["x"], arguments["weight"], np.zeros((5, 3), np.float32), None, True)
+        else:
+            forward(arguments["x"], arguments["weight"], arguments["bias"])

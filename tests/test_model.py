@@ -2,16 +2,19 @@
 architecture), training (hihello, fit's history and validation, reproducibility, NaN stop),
 stateful truncated BPTT, generation and the errors users meet first."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastrnn
-from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, Sequential, Tanh, losses, optim
+from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, Sequential, Tanh, _core, losses, optim
 from fastrnn.data import Vocabulary, sequence_batches
 from fastrnn.model import sample
 from finite_differences import check_gradient
+from support import HUGE, huge_view
 
 RECURRENT = {
     "rnn_tanh": lambda *args, **options: RNN(*args, nonlinearity="tanh", **options),
@@ -359,6 +362,33 @@ def test_generate_refuses_bidirectional_layers():
 def test_generate_argument_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):
         char_model().generate(np.array([0]), **{"length": 3, **options})
+
+
+def native_generation(**changes):
+    """_core.generate_float32 for a model OneHot(5) -> LSTM(5, 4) -> Dense(4, 5), with `changes`
+    to its arguments, and the LSTM."""
+    lstm = LSTM(5, 4, batch_first=True, seed=0)
+    arguments = dict(stacks=[lstm._native], weights=[lstm._parameters.values], states=[None],
+                     input_table=np.eye(5, dtype=np.float32), head_weight=np.ones((5, 4), np.float32),
+                     head_bias=np.zeros(5, np.float32), logits=np.zeros(5, np.float32), length=3, temperature=0.0,
+                     top_k=0, seed=0)
+    arguments.update(changes)
+    return lambda: _core.generate_float32(**arguments), lstm
+
+
+@pytest.mark.parametrize("name, changes", [
+    ("input_table", dict(input_table=huge_view(np.float64, (HUGE, 5)))),
+    ("head_weight", dict(head_weight=huge_view(np.float32, (HUGE, 4)))),
+    ("head_bias", dict(head_bias=huge_view(np.float64, (HUGE,)))),
+    ("logits", dict(logits=huge_view(np.float64, (HUGE,)))),
+    ("states[0][1] (c)", dict(states=[(np.zeros((1, 1, 4), np.float32), huge_view(np.float64, (1, HUGE, 4)))])),
+])
+def test_native_generation_names_an_argument_whose_copy_cannot_be_allocated(name, changes):
+    # Conversion failures used to be reported as a wrong shape, the MemoryError dropped.
+    generate, lstm = native_generation(**changes)
+    with pytest.raises(MemoryError, match=f"^{re.escape(name)}: Unable to allocate .* TiB"):
+        generate()
+    lstm(np.zeros((1, 2, 5)))   # and the layer is free again
 
 
 def test_the_vocabulary_has_one_token_per_input_id():

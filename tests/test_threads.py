@@ -1,9 +1,11 @@
 """Threads: kernel results bitwise identical for any thread count and across repeated runs, the
-thread-count API, and the environment variables read at start-up (FASTRNN_NUM_THREADS,
-FASTRNN_ISA).
+thread-count API, the environment variables read at start-up (FASTRNN_NUM_THREADS,
+FASTRNN_ISA), and one layer used by two calls at once (from two threads, or from Python code a
+call runs), which raises RuntimeError and never mixes the calls' shapes or buffers.
 """
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -145,6 +147,149 @@ def test_layers_in_concurrent_python_threads(restore_threads):
             worker.join()
         assert not mismatches
     assert all("already running" in clash for clash in clashes)
+
+
+class ReentrantPair(tuple):
+    """An LSTM state (h, c) whose item access first runs `action`, another call on the same
+    layer, as any sequence's __getitem__ may; `outcomes` records what each such call did."""
+
+    def __new__(cls, parts, action):
+        pair = super().__new__(cls, parts)
+        pair.action, pair.outcomes = action, []
+        return pair
+
+    def __getitem__(self, index):
+        self.outcomes.append(outcome(self.action))
+        return super().__getitem__(index)
+
+
+class ReentrantLengths:
+    """Lengths that NumPy reads item by item, each access first running `action`."""
+
+    def __init__(self, lengths, action):
+        self.lengths, self.action, self.outcomes = list(lengths), action, []
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, index):
+        self.outcomes.append(outcome(self.action))
+        return self.lengths[index]
+
+
+def outcome(action):
+    try:
+        action()
+    except RuntimeError as error:
+        return str(error)
+    return "ran"
+
+
+@pytest.mark.parametrize("inner", ["forward_smaller_batch", "backward"])
+@pytest.mark.parametrize("argument", ["state", "lengths", "dstate"])
+def test_a_call_refuses_calls_its_arguments_make_on_the_same_layer(argument, inner):
+    """Reading an argument runs another call on the same layer: that call raises RuntimeError,
+    and the outer call gives the results it gives alone. (The outer backward used to read the
+    forward's shape before the dstate sequence ran a smaller forward, then read the smaller
+    input as the bigger one; or used the input a backward in between had released.)"""
+    rng = np.random.default_rng(0)
+    steps, batch, features, hidden, layers = 6, 5, 3, 4, 2
+    x, dy = rng.normal(size=(steps, batch, features)), rng.normal(size=(steps, batch, hidden))
+    state, dstate = ([rng.normal(size=(layers, batch, hidden)) for _ in range(2)] for _ in range(2))
+    lengths = [6, 2, 5, 1, 6]
+
+    def run(layer, wrap):
+        layer(x)   # a forward for an inner backward to differentiate
+        y, (hn, cn) = layer(x, wrap("state", tuple(state)), lengths=wrap("lengths", lengths))
+        dx, (dh0, dc0) = layer.backward(dy, wrap("dstate", tuple(dstate)))
+        return [y, hn, cn, dx, dh0, dc0, *layer.grads.values()]
+
+    def plain(name, value):
+        return value
+
+    expected = run(fastrnn.LSTM(features, hidden, num_layers=layers, seed=0), plain)
+    layer = fastrnn.LSTM(features, hidden, num_layers=layers, seed=0)
+    inner_call = {"forward_smaller_batch": lambda: layer(x[:, :1]), "backward": lambda: layer.backward(dy)}[inner]
+    reentrant = []
+
+    def wrap(name, value):
+        if name != argument:
+            return value
+        reentrant.append((ReentrantLengths if name == "lengths" else ReentrantPair)(value, inner_call))
+        return reentrant[-1]
+
+    results = run(layer, wrap)
+    outcomes = reentrant[0].outcomes
+    assert outcomes and all("already running" in result for result in outcomes), outcomes
+    for actual, wanted in zip(results, expected):
+        np.testing.assert_array_equal(actual, wanted)
+
+
+def test_one_layer_from_two_threads_raises_and_never_mixes_calls(restore_threads):
+    """Two threads hammer one layer with forward and backward: one at a big batch, the other at a
+    batch of one, started each time the big thread begins a backward. That backward's dy is
+    float64 for a float32 layer: its conversion releases the GIL for long enough for a whole
+    forward and backward of the small thread. (They used to run, and the big backward then read
+    the small input, or a released one, as its own.) Every call either gives the results it gives
+    alone, or raises RuntimeError "already running" (the other thread's call is running), or
+    ValueError when the other thread's forward or backward came between this thread's forward
+    and backward (a layer keeps one forward to differentiate)."""
+    fastrnn.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    layer = fastrnn.LSTM(4, 8, seed=0)
+    shapes = [(100, 500), (1, 1)]   # (steps, batch) of the big and the small thread
+    inputs = [rng.normal(size=(steps, batch, 4)).astype(np.float32) for steps, batch in shapes]
+    gradients = [rng.normal(size=(steps, batch, 8)) for steps, batch in shapes]
+    expected = []
+    for x, dy in zip(inputs, gradients):
+        y, _ = layer(x)
+        expected.append((y, layer.backward(dy)[0]))
+    mismatches, refusals = [], []
+    big_backward, big_done = threading.Event(), threading.Event()
+
+    def attempt(index, name, call):
+        try:
+            result = call()
+        except RuntimeError as error:
+            refusals.append(str(error))
+            return False
+        except ValueError as error:
+            if not re.match(r"dy: expected shape .* \(the forward's output\)|backward: no training-mode forward",
+                            str(error)):
+                raise
+            return False
+        wanted = expected[index][0 if name == "y" else 1]
+        if not np.array_equal(result, wanted):
+            mismatches.append(f"thread {index}: {name}")
+        return True
+
+    def forward_and_backward(index):
+        if attempt(index, "y", lambda: layer(inputs[index])[0]):
+            if index == 0:
+                big_backward.set()
+            attempt(index, "dx", lambda: layer.backward(gradients[index])[0])
+
+    def big():
+        try:
+            for _ in range(20):
+                forward_and_backward(0)
+        finally:
+            big_done.set()
+            big_backward.set()
+
+    def small():
+        while not big_done.is_set():
+            big_backward.wait()
+            big_backward.clear()
+            forward_and_backward(1)
+
+    workers = [threading.Thread(target=work) for work in (big, small)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not mismatches, mismatches
+    assert all("already running" in refusal for refusal in refusals), refusals
 
 
 def test_thread_count_api(restore_threads):

@@ -58,33 +58,47 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
                                    const py::object& table_object, const py::object& head_object,
                                    const py::object& head_bias_object, const py::object& logits_object, Index length,
                                    double temperature, Index top_k, std::uint64_t seed) {
+    using Stack = NativeStack<T>;
     if (stacks.size() == 0 || weights.size() != stacks.size() || states.size() != stacks.size())
         throw py::value_error("stacks, weights, states: expected one entry each per recurrent layer");
     if (length < 0) throw py::value_error("length: expected a non-negative number of tokens");
     if (!(temperature >= 0)) throw py::value_error("temperature: expected a number >= 0");
     if (top_k < 0) throw py::value_error("top_k: expected a positive number, or 0 for all");
-    const Matrix<T> table = Matrix<T>::ensure(table_object), head = Matrix<T>::ensure(head_object);
-    const Matrix<T> first_logits = Matrix<T>::ensure(logits_object);
-    if (!table || table.ndim() != 2 || !head || head.ndim() != 2 || !first_logits || first_logits.ndim() != 1)
-        throw py::value_error("input table, head weight, logits: expected 2-D, 2-D and 1-D float arrays");
-    const Index classes = table.shape(0);
-    std::optional<Matrix<T>> head_bias;
-    if (!head_bias_object.is_none()) {
-        head_bias = Matrix<T>::ensure(head_bias_object);
-        // ensure() clears the Python error when the conversion fails, so raise one here.
-        if (!*head_bias)
-            throw py::value_error("head_bias: expected a float array or None, got " + type_text(head_bias_object));
+
+    // Every stack stays busy for the whole call, conversions included (see BusyGuard).
+    std::vector<Stack*> natives;
+    std::vector<std::unique_ptr<typename Stack::BusyGuard>> busy;
+    for (std::size_t i = 0; i < stacks.size(); ++i) {
+        if (!py::isinstance<Stack>(stacks[i]))
+            throw py::type_error("stacks[" + std::to_string(i) + "]: expected a " +
+                                 std::string(py::str(py::dtype::of<T>())) + " recurrent stack, got " +
+                                 type_text(stacks[i]));
+        natives.push_back(&stacks[i].cast<Stack&>());
+        busy.push_back(std::make_unique<typename Stack::BusyGuard>(*natives.back()));
     }
-    if (head.shape(0) != classes || first_logits.shape(0) != classes || (head_bias && head_bias->size() != classes))
-        throw py::value_error("generate: the head, its bias and the logits must have one row per input id (" +
-                              std::to_string(classes) + ")");
+    const Matrix<T> table = float_array<T>(table_object, "input_table");
+    const Matrix<T> head = float_array<T>(head_object, "head_weight");
+    const Matrix<T> first_logits = float_array<T>(logits_object, "logits");
+    std::optional<Matrix<T>> head_bias;
+    if (!head_bias_object.is_none()) head_bias = float_array<T>(head_bias_object, "head_bias");
+    std::vector<typename Stack::State> initial_states;
+    for (std::size_t i = 0; i < natives.size(); ++i)
+        initial_states.push_back(natives[i]->convert_state(states[i], "states[" + std::to_string(i) + "]"));
+
+    // No Python code runs from here on: the shapes are read once, and the loop uses those.
+    if (table.ndim() != 2 || table.shape(0) < 1)
+        throw py::value_error("input_table: expected a 2-D array (ids, features) with at least one id, got shape " +
+                              shape_text(table));
+    const Index classes = table.shape(0), table_width = table.shape(1);
+    const std::string per_id = " (one row per input id)";
+    check_shape(first_logits, "logits", {classes}, per_id);
+    if (head_bias) check_shape(*head_bias, "head_bias", {classes}, per_id);
 
     std::vector<Layer<T>> layers;
-    std::vector<std::unique_ptr<typename NativeStack<T>::BusyGuard>> busy;
-    Index features = table.shape(1);
+    Index features = table_width;
     const int threads = get_num_threads();
-    for (std::size_t i = 0; i < stacks.size(); ++i) {
-        NativeStack<T>& stack = stacks[i].cast<NativeStack<T>&>();
+    for (std::size_t i = 0; i < natives.size(); ++i) {
+        Stack& stack = *natives[i];
         const StackConfig& config = stack.config();
         if (config.input_size != features)
             throw py::value_error("generate: recurrent layer " + std::to_string(i) + " expects " +
@@ -94,26 +108,15 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
         Layer<T> layer{&stack, nullptr, stack.useful_threads(1, 1, threads), std::vector<T>(state_size),
                        std::vector<T>(state_size), std::vector<T>(width)};
         layer.weights = stack.flat_parameters(weights[i], ("weights[" + std::to_string(i) + "]").c_str(), false);
-        // The state after the prime: h, or (h, c) for an LSTM, each (L*D, 1, H); None means zeros.
-        const py::object state = states[i];
-        const bool lstm = config.kind == CellKind::lstm;
-        if (!state.is_none()) {
-            const py::tuple parts = lstm ? state.cast<py::tuple>() : py::make_tuple(state);
-            for (std::size_t p = 0; p < parts.size(); ++p) {
-                const Matrix<T> part = Matrix<T>::ensure(parts[p]);
-                if (!part || part.size() != state_size)
-                    throw py::value_error("states[" + std::to_string(i) + "]: expected " + std::to_string(state_size) +
-                                          " values per state part");
-                std::copy(part.data(), part.data() + state_size, p == 0 ? layer.h.data() : layer.c.data());
-            }
-        }
+        // The state after the prime, for a batch of one sequence; None means zeros.
+        const typename Stack::State& state = initial_states[i];
+        stack.check_state(state, "states[" + std::to_string(i) + "]", {1, 1, true, false});
+        if (state.h) std::copy(state.h->data(), state.h->data() + state_size, layer.h.data());
+        if (state.c) std::copy(state.c->data(), state.c->data() + state_size, layer.c.data());
         features = width;
-        busy.push_back(std::make_unique<typename NativeStack<T>::BusyGuard>(stack));
         layers.push_back(std::move(layer));
     }
-    if (head.shape(1) != features)
-        throw py::value_error("head: expected " + std::to_string(features) + " input features, got " +
-                              std::to_string(head.shape(1)));
+    check_shape(head, "head_weight", {classes, features}, per_id);
 
     py::array_t<std::int64_t> ids(length);
     std::int64_t* out = ids.mutable_data();
@@ -127,7 +130,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
             const Index token = sample_id(logits.data(), classes, temperature, top_k, rng, sorted);
             out[index] = token;
             if (index + 1 == length) break;
-            const T* x = table.data() + token * table.shape(1);
+            const T* x = table.data() + token * table_width;
             for (Layer<T>& layer : layers) {
                 layer.stack->step(layer.weights, x, layer.h.data(), layer.c.data(), layer.y.data(), layer.threads);
                 x = layer.y.data();

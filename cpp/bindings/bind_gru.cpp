@@ -5,8 +5,8 @@ namespace fastrnn {
 
 template <class T> static void bind_gru_type(py::module_& m, const char* name) {
     bind_stack_class<T, CellKind::gru>(m, name).def(
-        py::init([](Index input_size, Index hidden_size, Index num_layers, bool bias, bool bidirectional,
-                    bool linear_before_reset, const std::string& isa) {
+        py::init([](const py::object& input_size, const py::object& hidden_size, const py::object& num_layers,
+                    bool bias, bool bidirectional, bool linear_before_reset, const std::string& isa) {
             StackConfig config = make_config(CellKind::gru, input_size, hidden_size, num_layers, bias, bidirectional);
             config.linear_before_reset = linear_before_reset;
             return CellStack<T, CellKind::gru>(config, isa);

@@ -9,26 +9,17 @@ namespace {
 // Products smaller than this many multiply-adds run on one thread.
 constexpr double kParallelLinearWork = 1 << 18;
 
-template <class T> Matrix<T> matrix(const py::object& object, const char* name, Index rows, Index columns) {
-    if (!py::isinstance<py::array>(object))
-        throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " + type_text(object));
-    Matrix<T> array = Matrix<T>::ensure(object);
-    const std::vector<Index> expected = rows < 0 ? std::vector<Index>{columns} : std::vector<Index>{rows, columns};
-    if (!array || shape_of(array) != expected)
-        throw py::value_error(std::string(name) + ": expected shape " + shape_text(expected) + ", got " +
-                              (array ? shape_text(array) : type_text(object)));
-    return array;
-}
-
 // A gradient buffer the kernel adds into: exactly T, contiguous, writeable, of the given shape.
 template <class T> T* gradient(const py::object& object, const char* name, const std::vector<Index>& shape) {
-    const py::array array = py::reinterpret_borrow<py::array>(object);
-    if (!py::isinstance<py::array>(object) || !array.dtype().is(py::dtype::of<T>()) ||
-        !(array.flags() & py::array::c_style) || !array.writeable() ||
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " + type_text(object));
+    auto array = py::reinterpret_borrow<py::array>(object);
+    if (!array.dtype().is(py::dtype::of<T>()) || !(array.flags() & py::array::c_style) || !array.writeable() ||
         shape_of(array) != shape)
         throw py::value_error(std::string(name) + ": expected a writeable contiguous " +
-                              std::string(py::str(py::dtype::of<T>())) + " array of shape " + shape_text(shape));
-    return static_cast<T*>(array.request(true).ptr);
+                              std::string(py::str(py::dtype::of<T>())) + " array of shape " + shape_text(shape) +
+                              ", got " + std::string(py::str(array.dtype())) + " " + shape_text(array));
+    return static_cast<T*>(array.mutable_data());
 }
 
 template <class T> struct LinearCall {
@@ -43,29 +34,34 @@ template <class T> struct LinearCall {
     }
 };
 
-// The weight (N, K) and the inputs x (M, K) every linear call starts from.
+// The weight (N, K) and the inputs x (M, K) every linear call starts from, converted, with
+// their shapes read and checked after the conversion.
 template <class T> struct Operands {
-    Index m, n, k;
     Matrix<T> w, x;
+    Index m, n, k;
 
-    Operands(const py::object& x_object, const py::object& w_object) {
-        if (!py::isinstance<py::array>(w_object) || py::reinterpret_borrow<py::array>(w_object).ndim() != 2)
-            throw py::value_error("weight: expected a 2-D array (out_features, in_features)");
-        const py::array w_array = py::reinterpret_borrow<py::array>(w_object);
-        n = w_array.shape(0);
-        k = w_array.shape(1);
-        w = matrix<T>(w_object, "weight", n, k);
-        m = py::isinstance<py::array>(x_object) ? py::reinterpret_borrow<py::array>(x_object).shape(0) : 0;
-        x = matrix<T>(x_object, "x", m, k);
+    Operands(const py::object& x_object, const py::object& w_object)
+        : w(float_array<T>(w_object, "weight")), x(float_array<T>(x_object, "x")) {
+        if (w.ndim() != 2)
+            throw py::value_error("weight: expected a 2-D array (out_features, in_features), got shape " +
+                                  shape_text(w));
+        if (x.ndim() != 2)
+            throw py::value_error("x: expected a 2-D array (rows, in_features=" + std::to_string(w.shape(1)) +
+                                  "), got shape " + shape_text(x));
+        m = x.shape(0);
+        n = w.shape(0);
+        k = w.shape(1);
+        check_shape(x, "x", {m, k});
     }
 };
 
 template <class T> py::array_t<T> linear_forward(const py::object& x_object, const py::object& w_object,
                                                  const py::object& bias_object) {
     const Operands<T> in(x_object, w_object);
-    const Index m = in.m, n = in.n, k = in.k;
     std::optional<Matrix<T>> bias;
-    if (!bias_object.is_none()) bias = matrix<T>(bias_object, "bias", -1, n);
+    if (!bias_object.is_none()) bias = float_array<T>(bias_object, "bias");
+    const Index m = in.m, n = in.n, k = in.k;
+    if (bias) check_shape(*bias, "bias", {n});
     py::array_t<T> y({m, n});
     T* out = y.mutable_data();
     LinearCall<T> call(m, n, k);
@@ -81,8 +77,9 @@ template <class T> py::object linear_backward(const py::object& dy_object, const
                                               const py::object& w_object, const py::object& grad_w_object,
                                               const py::object& grad_b_object, bool input_gradient) {
     const Operands<T> in(x_object, w_object);
+    const Matrix<T> dy = float_array<T>(dy_object, "dy");
     const Index m = in.m, n = in.n, k = in.k;
-    const Matrix<T> dy = matrix<T>(dy_object, "dy", m, n);
+    check_shape(dy, "dy", {m, n});
     T* grad_w = gradient<T>(grad_w_object, "grad_weight", {n, k});
     T* grad_b = grad_b_object.is_none() ? nullptr : gradient<T>(grad_b_object, "grad_bias", {n});
     std::optional<py::array_t<T>> dx;

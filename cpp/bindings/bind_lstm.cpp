@@ -5,8 +5,8 @@ namespace fastrnn {
 
 template <class T> static void bind_lstm_type(py::module_& m, const char* name) {
     bind_stack_class<T, CellKind::lstm>(m, name).def(
-        py::init([](Index input_size, Index hidden_size, Index num_layers, bool bias, bool bidirectional,
-                    const std::string& isa) {
+        py::init([](const py::object& input_size, const py::object& hidden_size, const py::object& num_layers,
+                    bool bias, bool bidirectional, const std::string& isa) {
             return CellStack<T, CellKind::lstm>(make_config(CellKind::lstm, input_size, hidden_size, num_layers, bias, bidirectional),
                                   isa);
         }),

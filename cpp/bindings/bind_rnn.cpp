@@ -5,8 +5,8 @@ namespace fastrnn {
 
 template <class T> static void bind_rnn_type(py::module_& m, const char* name) {
     bind_stack_class<T, CellKind::rnn>(m, name).def(
-        py::init([](Index input_size, Index hidden_size, Index num_layers, const std::string& nonlinearity, bool bias,
-                    bool bidirectional, const std::string& isa) {
+        py::init([](const py::object& input_size, const py::object& hidden_size, const py::object& num_layers,
+                    const std::string& nonlinearity, bool bias, bool bidirectional, const std::string& isa) {
             StackConfig config = make_config(CellKind::rnn, input_size, hidden_size, num_layers, bias, bidirectional);
             if (nonlinearity != "tanh" && nonlinearity != "relu")
                 throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + nonlinearity + "'");

@@ -15,13 +15,14 @@ namespace {
 template <class T> const KernelTable<T>& table_for(const std::string& isa) { return kernels<T>(parse_isa(isa)); }
 
 // Test hooks: run one variant's vectorised activation or packed product on arrays.
-template <class T> py::array_t<T> activation(const std::string& which, py::array_t<T, py::array::c_style | py::array::forcecast> x,
-                                             const std::string& isa) {
+template <class T>
+py::array_t<T> activation(const std::string& which, const py::object& x_object, const std::string& isa) {
     static const char* const names[] = {"sigmoid", "tanh", "exp", "expm1"};
     int index = -1;
     for (int i = 0; i < 4; ++i)
         if (which == names[i]) index = i;
     if (index < 0) throw py::value_error("which: expected sigmoid, tanh, exp or expm1, got '" + which + "'");
+    const Matrix<T> x = float_array<T>(x_object, "x");
     py::array_t<T> out(x.size());
     const KernelTable<T>& table = table_for<T>(isa);
     const T* in = x.data();
@@ -34,9 +35,9 @@ template <class T> py::array_t<T> activation(const std::string& which, py::array
     return out;
 }
 
-template <class T> py::array_t<T> matmul(py::array_t<T, py::array::c_style | py::array::forcecast> a,
-                                         py::array_t<T, py::array::c_style | py::array::forcecast> b,
-                                         const std::string& isa, int threads) {
+template <class T> py::array_t<T> matmul(const py::object& a_object, const py::object& b_object, const std::string& isa,
+                                         int threads) {
+    const Matrix<T> a = float_array<T>(a_object, "a"), b = float_array<T>(b_object, "b");
     if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
         throw py::value_error("matmul: expected a (M, K) and b (K, N), got " + shape_text(a) + " and " + shape_text(b));
     if (threads < 1) throw py::value_error("threads: expected a positive integer");

@@ -31,6 +31,12 @@ std::string type_text(const py::handle& object) {
     return py::str(py::type::handle_of(object).attr("__name__"));
 }
 
+void check_shape(const py::array& array, const std::string& name, const std::vector<Index>& expected,
+                 const std::string& note) {
+    if (shape_of(array) != expected)
+        throw py::value_error(name + ": expected shape " + shape_text(expected) + note + ", got " + shape_text(array));
+}
+
 Isa parse_isa(const std::string& name) {
     if (name == "auto") return best_isa();
     if (name == "portable") return Isa::portable;
@@ -51,57 +57,33 @@ void swap_time_batch(void* destination, const void* source, Index first, Index s
             std::memcpy(out + (j * first + i) * row, in + (i * second + j) * row, row);
 }
 
-StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                        bool bidirectional) {
-    auto positive = [](Index value, const char* name) {
-        if (value < 1) throw py::value_error(std::string(name) + ": expected a positive integer, got " + std::to_string(value));
-    };
-    positive(input_size, "input_size");
-    positive(hidden_size, "hidden_size");
-    positive(num_layers, "num_layers");
-    StackConfig config{};
-    config.kind = kind;
-    config.relu = false;
-    config.linear_before_reset = true;
-    config.has_bias = bias;
-    config.input_size = input_size;
-    config.hidden_size = hidden_size;
-    config.num_layers = num_layers;
-    config.directions = bidirectional ? 2 : 1;
-    // The exact count (param_count) is Index arithmetic: estimate it in floating point first, so
-    // sizes whose count would overflow get an error instead of a wrapped-around count.
-    const long double gate_rows = static_cast<long double>(config.gates()) * hidden_size;
-    const long double row_values = 2.0L * kRowAlignment + hidden_size + 2;   // padding, W_hh row, biases
-    const long double estimate = config.directions * gate_rows *
-                                 (input_size + row_values + (num_layers - 1.0L) * (config.directions * hidden_size + row_values));
-    if (estimate > 0x1p50L) {
-        std::ostringstream text;
-        text.precision(3);
-        text << describe(config) << ": about " << static_cast<double>(estimate) << " parameters, more than fastrnn can hold";
-        throw py::value_error(text.str());
+[[noreturn]] void conversion_failed(py::error_already_set& error, const std::string& name) {
+    // Raised again as the built-in type it derives from: NumPy's own subclasses (such as its
+    // MemoryError) take constructor arguments of their own.
+    for (PyObject* type : {PyExc_MemoryError, PyExc_ValueError, PyExc_TypeError}) {
+        if (!error.matches(type)) continue;
+        const std::string message = name + ": " + std::string(py::str(error.value()));
+        py::raise_from(error, type, message.c_str());
+        throw py::error_already_set();
     }
-    return config;
-}
-
-std::string describe(const StackConfig& config) {
-    const char* name = config.kind == CellKind::lstm ? "LSTM" : config.kind == CellKind::gru ? "GRU" : "RNN";
-    return std::string(name) + "(input_size=" + std::to_string(config.input_size) +
-           ", hidden_size=" + std::to_string(config.hidden_size) + ", num_layers=" + std::to_string(config.num_layers) +
-           (config.directions == 2 ? ", bidirectional=True)" : ")");
+    throw error;
 }
 
 namespace {
 
-// A floating-point array of any layout as a C-contiguous array of T (converted if needed).
-template <class T>
-py::array_t<T, py::array::c_style | py::array::forcecast> float_array(const py::object& object,
-                                                                      const std::string& name) {
-    if (!py::isinstance<py::array>(object))
-        throw py::type_error(name + ": expected a numpy.ndarray, got " + type_text(object));
-    const py::array array = py::reinterpret_borrow<py::array>(object);
-    if (array.dtype().kind() != 'f')
-        throw py::type_error(name + ": expected a floating-point array, got dtype " + std::string(py::str(array.dtype())));
-    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(array);
+// The most values a layer's parameters, or one call's outputs and workspaces, may take: more
+// than any machine's memory, and far enough below 2^63 that the Index arithmetic sizing them
+// (sums of a few products, padding, a workspace per thread) cannot overflow.
+constexpr long double kMaxValues = 0x1p50L;
+
+// ValueError "<what>: about N <unit>, more than fastrnn can hold" when count (an estimate in
+// floating point, where it cannot overflow) exceeds kMaxValues.
+void check_count(long double count, const std::string& what, const std::string& unit) {
+    if (count <= kMaxValues) return;
+    std::ostringstream text;
+    text.precision(3);
+    text << what << ": about " << static_cast<double>(count) << " " << unit << ", more than fastrnn can hold";
+    throw py::value_error(text.str());
 }
 
 // The machine's physical memory in bytes, or 0 where the system does not say.
@@ -120,6 +102,78 @@ std::string gibibytes(long double bytes) {
     return text.str();
 }
 
+// ValueError "<what> would take X GiB, more than this machine's Y GiB of memory": allocations
+// past it would not fail but let the system kill the process once written.
+void check_memory(long double bytes, const std::string& what) {
+    const std::uint64_t memory = physical_memory();
+    if (memory > 0 && bytes > memory)
+        throw py::value_error(what + " would take " + gibibytes(bytes) + ", more than this machine's " +
+                              gibibytes(memory) + " of memory");
+}
+
+// A size argument: TypeError unless an integer, ValueError unless positive and an Index.
+Index size_argument(const py::handle& value, const char* name) {
+    if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr()))
+        throw py::type_error(std::string(name) + ": expected an integer, got " + type_text(value));
+    const auto integer = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+    if (!integer) throw py::error_already_set();
+    int overflow = 0;
+    const long long size = PyLong_AsLongLongAndOverflow(integer.ptr(), &overflow);
+    const std::string text = py::str(integer);
+    if (overflow > 0) throw py::value_error(std::string(name) + ": " + text + " is more than fastrnn can hold");
+    if (overflow < 0 || size < 1)
+        throw py::value_error(std::string(name) + ": expected a positive integer, got " + text);
+    return static_cast<Index>(size);
+}
+
+}  // namespace
+
+StackConfig make_config(CellKind kind, const py::handle& input_size, const py::handle& hidden_size,
+                        const py::handle& num_layers, bool bias, bool bidirectional) {
+    StackConfig config{};
+    config.kind = kind;
+    config.relu = false;
+    config.linear_before_reset = true;
+    config.has_bias = bias;
+    config.input_size = size_argument(input_size, "input_size");
+    config.hidden_size = size_argument(hidden_size, "hidden_size");
+    config.num_layers = size_argument(num_layers, "num_layers");
+    config.directions = bidirectional ? 2 : 1;
+    // The exact count (param_count) is Index arithmetic: bound it in floating point first, every
+    // operand converted, so that sizes whose count would overflow get an error, not a wrapped count.
+    const long double directions = config.directions, hidden = config.hidden_size;
+    const long double gate_rows = static_cast<long double>(config.gates()) * hidden;
+    const long double row_values = 2.0L * kRowAlignment + hidden + 2;   // padding, W_hh row, biases
+    const long double upper_input = directions * hidden;                // input size of layers above the first
+    const long double estimate =
+        directions * gate_rows *
+        (config.input_size + row_values + (config.num_layers - 1.0L) * (upper_input + row_values));
+    check_count(estimate, describe(config), "parameters");
+    return config;
+}
+
+std::string describe(const StackConfig& config) {
+    const char* name = config.kind == CellKind::lstm ? "LSTM" : config.kind == CellKind::gru ? "GRU" : "RNN";
+    return std::string(name) + "(input_size=" + std::to_string(config.input_size) +
+           ", hidden_size=" + std::to_string(config.hidden_size) + ", num_layers=" + std::to_string(config.num_layers) +
+           (config.directions == 2 ? ", bidirectional=True)" : ")");
+}
+
+namespace {
+
+// lengths as given (any integer array-like) converted to int64; shapes unchecked.
+Matrix<std::int64_t> convert_lengths(const py::object& object) {
+    const auto raw = converted<py::array>(object, "lengths");
+    if (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')
+        throw py::type_error("lengths: expected an integer array, got dtype " + std::string(py::str(raw.dtype())));
+    return converted<Matrix<std::int64_t>>(raw, "lengths");
+}
+
+// Whether `array`, converted from `given`, is a copy of its own (else it is `given` or a view).
+bool own_copy(const py::array& array, const py::handle& given) {
+    return array.ptr() != given.ptr() && array.owndata();
+}
+
 template <class A> auto* data_or_null(const std::optional<A>& array) {
     return array ? array->data() : nullptr;
 }
@@ -136,12 +190,9 @@ NativeStack<T>::NativeStack(const StackConfig& config, const std::string& isa)
     : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {
     // The layer allocates its parameters and their gradients next: sizes that cannot fit get
     // an error here, before any allocation or the layout (a list of every tensor) is built.
-    const long double bytes = 2.0L * static_cast<long double>(param_count(config)) * sizeof(T);
-    const std::uint64_t memory = physical_memory();
-    if (memory > 0 && bytes > memory)
-        throw py::value_error(describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
-                              " parameters and their gradients would take " + gibibytes(bytes) +
-                              ", more than this machine's " + gibibytes(memory) + " of memory");
+    check_memory(2.0L * static_cast<long double>(param_count(config)) * sizeof(T),
+                 describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
+                     " parameters and their gradients");
 }
 
 template <class T>
@@ -172,36 +223,35 @@ const T* NativeStack<T>::flat_parameters(const py::object& object, const char* n
 }
 
 template <class T>
-typename NativeStack<T>::Array NativeStack<T>::state_array(const py::object& object, const std::string& name,
-                                                           const Shape& shape) const {
-    Array array = float_array<T>(object, name);
-    const std::vector<Index> expected = state_shape(shape);
-    if (shape_of(array) != expected)
-        throw py::value_error(name + ": expected shape " + shape_text(expected) +
-                              " (num_layers * num_directions, " + (shape.batched ? "batch, " : "") +
-                              "hidden_size), got " + shape_text(array));
-    return array;
+typename NativeStack<T>::State NativeStack<T>::convert_state(const py::object& state, const std::string& name) const {
+    State parts;
+    if (state.is_none()) return parts;
+    if (config_.kind != CellKind::lstm) {
+        if (!py::isinstance<py::array>(state))
+            throw py::type_error(name + ": expected an array h of shape (" + std::to_string(states()) + ", batch, " +
+                                 std::to_string(config_.hidden_size) +
+                                 ") (num_layers * num_directions, batch, hidden_size), got " + type_text(state));
+        parts.h = float_array<T>(state, name);
+        return parts;
+    }
+    if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
+        throw py::type_error(name + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
+    const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
+    const std::size_t size = pair.size();
+    if (size != 2)
+        throw py::value_error(name + ": expected a tuple (h, c) of 2 arrays, got " + std::to_string(size) + " items");
+    parts.h = float_array<T>(pair[0], name + "[0] (h)");
+    parts.c = float_array<T>(pair[1], name + "[1] (c)");
+    return parts;
 }
 
 template <class T>
-void NativeStack<T>::parse_state(const py::object& state, const char* name, const Shape& shape,
-                                 std::optional<Array>& h, std::optional<Array>& c) const {
-    if (state.is_none()) return;
-    if (config_.kind == CellKind::lstm) {
-        if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
-            throw py::type_error(std::string(name) + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
-        const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
-        if (pair.size() != 2)
-            throw py::value_error(std::string(name) + ": expected a tuple (h, c) of 2 arrays, got " +
-                                  std::to_string(pair.size()) + " items");
-        h = state_array(pair[0], std::string(name) + "[0] (h)", shape);
-        c = state_array(pair[1], std::string(name) + "[1] (c)", shape);
-    } else {
-        if (!py::isinstance<py::array>(state))
-            throw py::type_error(std::string(name) + ": expected an array h of shape " + shape_text(state_shape(shape)) +
-                                 ", got " + type_text(state));
-        h = state_array(state, name, shape);
-    }
+void NativeStack<T>::check_state(const State& state, const std::string& name, const Shape& shape) const {
+    const std::vector<Index> expected = state_shape(shape);
+    const std::string note = std::string(" (num_layers * num_directions, ") + (shape.batched ? "batch, " : "") +
+                             "hidden_size)";
+    if (state.h) check_shape(*state.h, config_.kind == CellKind::lstm ? name + "[0] (h)" : name, expected, note);
+    if (state.c) check_shape(*state.c, name + "[1] (c)", expected, note);
 }
 
 template <class T> py::object NativeStack<T>::make_state(const Array& h, const std::optional<Array>& c) const {
@@ -209,12 +259,7 @@ template <class T> py::object NativeStack<T>::make_state(const Array& h, const s
     return h;
 }
 
-template <class T>
-py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state,
-                                  const py::object& lengths_object, bool training, bool batch_first, double dropout,
-                                  std::uint64_t dropout_seed) {
-    const T* parameters = flat_parameters(weights, "weights", false);
-    Array x = float_array<T>(x_object, "x");
+template <class T> typename NativeStack<T>::Shape NativeStack<T>::input_shape(const Array& x, bool batch_first) const {
     const Index input_size = config_.input_size;
     if (x.ndim() != 2 && x.ndim() != 3)
         throw py::value_error("x: expected a 3-D array " +
@@ -227,44 +272,83 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     shape.steps = shape.batched ? x.shape(batch_first ? 1 : 0) : x.shape(0);
     shape.batch = shape.batched ? x.shape(batch_first ? 0 : 1) : 1;
     if (x.shape(x.ndim() - 1) != input_size)
-        throw py::value_error("x: expected input_size=" + std::to_string(input_size) + " features in the last axis, got shape " +
-                              shape_text(x));
+        throw py::value_error("x: expected input_size=" + std::to_string(input_size) +
+                              " features in the last axis, got shape " + shape_text(x));
     if (shape.steps < 1) throw py::value_error("x: expected at least one time step, got shape " + shape_text(x));
     if (shape.batch < 1) throw py::value_error("x: expected at least one sequence, got shape " + shape_text(x));
-    std::optional<Array> h0, c0;
-    parse_state(state, "state", shape, h0, c0);
-    std::optional<Lengths> lengths;
-    if (!lengths_object.is_none()) {
-        const py::array raw = py::array::ensure(lengths_object);
-        if (!raw || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
-            throw py::type_error("lengths: expected an integer array of shape " + shape_text({shape.batch}) + ", got " +
-                                 (raw ? "dtype " + std::string(py::str(raw.dtype())) : type_text(lengths_object)));
-        // A copy of our own (astype copies): the kernels index with these lengths while the GIL
-        // is released, and backward uses them again, so the caller's array must not be read then.
-        lengths = Lengths::ensure(raw.attr("astype")(py::dtype::of<std::int64_t>()));
-        if (lengths->ndim() != 1 || lengths->shape(0) != shape.batch)
-            throw py::value_error("lengths: expected shape " + shape_text({shape.batch}) + ", got " + shape_text(*lengths));
-        for (Index b = 0; b < shape.batch; ++b) {
-            const std::int64_t length = lengths->at(b);
-            if (length < 1 || length > shape.steps)
-                throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
-                                      std::to_string(length) + " at index " + std::to_string(b));
-        }
+    return shape;
+}
+
+template <class T>
+typename NativeStack<T>::Lengths NativeStack<T>::checked_lengths(const Lengths& lengths, const Shape& shape) const {
+    const std::vector<Index> expected{shape.batch};
+    check_shape(lengths, "lengths", expected);
+    // A copy of our own, checked: the kernels index with these lengths while the GIL is
+    // released, and backward uses them again, so the caller's array must not be read then.
+    Lengths own(expected);
+    std::copy(lengths.data(), lengths.data() + shape.batch, own.mutable_data());
+    for (Index b = 0; b < shape.batch; ++b) {
+        const std::int64_t length = own.data()[b];
+        if (length < 1 || length > shape.steps)
+            throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
+                                  std::to_string(length) + " at index " + std::to_string(b));
     }
+    return own;
+}
+
+template <class T> void NativeStack<T>::check_call_size(const Shape& shape, const Array& x) const {
+    // The kernels size their buffers in Index arithmetic; this bound, in floating point, keeps
+    // it from overflowing. Per row of (T+1)*B: at most (G+4)*H stored or scratch values per
+    // layer and direction, 4*D*H for outputs, their gradients and staging, 2*input_size for
+    // copies of x. Per-thread workspaces (at most kMaxThreads) stay far below 2^63 with it.
+    const long double rows = (shape.steps + 1.0L) * shape.batch;
+    const long double widths = static_cast<long double>(config_.directions) * config_.hidden_size;
+    const long double per_row =
+        widths * (static_cast<long double>(config_.num_layers) * (config_.gates() + 4) + 4) + 2.0L * config_.input_size;
+    check_count(rows * per_row, "x: shape " + shape_text(x),
+                "values of outputs and workspaces for " + describe(config_));
+}
+
+template <class T>
+py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x_object, const py::object& state_object,
+                                  const py::object& lengths_object, bool training, bool batch_first, double dropout,
+                                  std::uint64_t dropout_seed) {
+    BusyGuard busy(*this);
+    const Array x = float_array<T>(x_object, "x");
+    const State state = convert_state(state_object, "state");
+    std::optional<Lengths> given_lengths;
+    if (!lengths_object.is_none()) given_lengths = convert_lengths(lengths_object);
+
+    // No Python code runs from here on: the shapes are read once, and the kernels use those.
+    const Shape shape = input_shape(x, batch_first);
+    check_state(state, "state", shape);
+    std::optional<Lengths> lengths;
+    if (given_lengths) lengths = checked_lengths(*given_lengths, shape);
     if (!(dropout >= 0 && dropout < 1))
         throw py::value_error("dropout: expected a probability in [0, 1), got " + std::to_string(dropout));
+    const T* parameters = flat_parameters(weights, "weights", false);
+    check_call_size(shape, x);
 
-    BusyGuard busy(*this);
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
+    const Index input_size = config_.input_size;
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
     // Backward reads the forward's input again, so training keeps a copy of its own: the caller
-    // may change their array in between (conversion to T or to time-major has copied already).
-    const bool copy_x = shape.batch_first || (training && x.ptr() == x_object.ptr());
+    // may change their array in between.
+    const bool copy_x = shape.batch_first || (training && !own_copy(x, x_object));
+    const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
+    const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
+    const Index staged_y = shape.batch_first ? T_ * B * DH : 0;
+    check_memory(static_cast<long double>(T_ * B * (DH + (copy_x ? input_size : 0)) + 2 * states() * B * H +
+                                          staged_y + stored_size + scratch_size) * sizeof(T),
+                 "x: shape " + shape_text(x) + ": this call's outputs and workspaces");
+
     Array x_time_major = copy_x ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
     Array hn(state_shape(shape));
     std::optional<Array> cn;
     if (config_.kind == CellKind::lstm) cn.emplace(state_shape(shape));
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+    // The stored activations change from here on: the last forward can no longer be differentiated.
+    if (training) has_forward_ = false;
 
     ForwardArgs<T> args{};
     args.config = config_;
@@ -272,18 +356,16 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     args.batch = B;
     args.weights = parameters;
     args.x = x_time_major.data();
-    args.h0 = data_or_null(h0);
-    args.c0 = data_or_null(c0);
+    args.h0 = data_or_null(state.h);
+    args.c0 = data_or_null(state.c);
     args.lengths = data_or_null(lengths);
-    args.y = shape.batch_first ? staging_.reserve(T_ * B * DH) : y.mutable_data();
+    args.y = shape.batch_first ? staging_.reserve(staged_y) : y.mutable_data();
     args.hn = hn.mutable_data();
     args.cn = cn ? cn->mutable_data() : nullptr;
     args.training = training;
     args.dropout = dropout;
     args.dropout_seed = dropout_seed;
-    const Index stored_size = training ? kernels_->stored_size(config_, T_, B) : 0;
     args.stored = training ? stored_.reserve(stored_size) : nullptr;
-    const Index scratch_size = kernels_->forward_scratch_size(config_, T_, B, training, threads);
     args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
     poison(args.scratch, scratch_size);
@@ -315,31 +397,38 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 }
 
 template <class T>
-py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object, const py::object& dy_object,
-                                   const py::object& dstate, bool input_gradient, bool state_gradient,
-                                   bool overwrite_grads) {
+py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& grads_object,
+                                   const py::object& dy_object, const py::object& dstate_object, bool input_gradient,
+                                   bool state_gradient, bool overwrite_grads) {
+    BusyGuard busy(*this);
+    const Array dy = float_array<T>(dy_object, "dy");
+    const State dstate = convert_state(dstate_object, "dstate");
+
+    // No Python code runs from here on: the last forward cannot change until the kernels end.
     if (!has_forward_)
         throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
                               "first (each forward supports one backward)");
-    const T* parameters = flat_parameters(weights, "weights", false);
-    T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
     const Shape shape = forward_shape_;
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
-    Array dy = float_array<T>(dy_object, "dy");
-    const std::vector<Index> y_shape = sequence_shape(shape, DH);
-    if (shape_of(dy) != y_shape)
-        throw py::value_error("dy: expected the shape of the forward's output " + shape_text(y_shape) + ", got " +
-                              shape_text(dy));
-    std::optional<Array> dhn, dcn;
-    parse_state(dstate, "dstate", shape, dhn, dcn);
-
-    BusyGuard busy(*this);
     const Index input_size = config_.input_size;
+    check_shape(dy, "dy", sequence_shape(shape, DH), " (the forward's output)");
+    check_state(dstate, "dstate", shape);
+    const T* parameters = flat_parameters(weights, "weights", false);
+    T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
+
+    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+    const Index stored_size = kernels_->stored_size(config_, T_, B);   // the forward's: no reallocation
+    const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
+    const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
+    const Index staged_dx = shape.batch_first && input_gradient ? T_ * B * input_size : 0;
+    check_memory(static_cast<long double>((input_gradient ? T_ * B * input_size : 0) + 2 * states() * B * H +
+                                          staged_dy + staged_dx + scratch_size) * sizeof(T),
+                 "dy: shape " + shape_text(dy) + ": this call's gradients and workspaces");
+
     std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
     if (state_gradient) dh0.emplace(state_shape(shape));
     if (state_gradient && config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
 
     BackwardArgs<T> args{};
     args.config = config_;
@@ -350,18 +439,16 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     args.overwrite_grads = overwrite_grads;
     args.x = forward_input_->data();
     args.lengths = data_or_null(forward_lengths_);
-    const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;
-    T* staging = staging_.reserve(staged_dy + (shape.batch_first && input_gradient ? T_ * B * input_size : 0));
+    T* staging = staging_.reserve(staged_dy + staged_dx);
     args.dy = shape.batch_first ? staging : dy.data();
-    args.dhn = data_or_null(dhn);
-    args.dcn = data_or_null(dcn);
+    args.dhn = data_or_null(dstate.h);
+    args.dcn = data_or_null(dstate.c);
     args.dx = !dx ? nullptr : shape.batch_first ? staging + staged_dy : dx->mutable_data();
     args.dh0 = dh0 ? dh0->mutable_data() : nullptr;
     args.dc0 = dc0 ? dc0->mutable_data() : nullptr;
     args.dropout = dropout_;
     args.dropout_seed = dropout_seed_;
-    args.stored = stored_.reserve(kernels_->stored_size(config_, T_, B));
-    const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
+    args.stored = stored_.reserve(stored_size);
     args.scratch = scratch_.reserve(scratch_size);
     args.threads = threads;
     poison(args.scratch, scratch_size);   // not `stored`: it holds the forward's activations

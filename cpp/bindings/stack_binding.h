@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
@@ -20,7 +21,7 @@
 namespace fastrnn {
 namespace py = pybind11;
 
-// A C-contiguous, forcecast array of T (what ensure() converts to).
+// A C-contiguous array of T: what converted() and float_array() below give.
 template <class T> using Matrix = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 std::vector<Index> shape_of(const py::array& array);
@@ -28,6 +29,38 @@ std::string shape_text(const std::vector<Index>& shape);
 std::string shape_text(const py::array& array);
 std::string type_text(const py::handle& object);
 Isa parse_isa(const std::string& name);
+// ValueError "<name>: expected shape (..)<note>, got (..)" unless `array` has shape `expected`.
+void check_shape(const py::array& array, const std::string& name, const std::vector<Index>& expected,
+                 const std::string& note = "");
+
+// Raises the Python error of a failed conversion of argument `name` again, its type kept and
+// the argument named in front of its message.
+[[noreturn]] void conversion_failed(py::error_already_set& error, const std::string& name);
+
+// `object` converted to the array type A (py::array, Matrix<T>, ...). Conversion errors keep
+// their type and name the argument: MemoryError when a copy cannot be allocated (a broadcast
+// view of a few bytes may need terabytes), ValueError when NumPy cannot describe the result.
+// pybind11's ensure() would return a null array and drop the error instead.
+template <class A> A converted(const py::handle& object, const std::string& name) {
+    try {
+        return A(py::reinterpret_borrow<py::object>(object));
+    } catch (py::error_already_set& error) {
+        conversion_failed(error, name);
+    }
+}
+
+// `object`, a floating-point numpy.ndarray (else TypeError naming `name`, the expected and the
+// received), as a C-contiguous array of T, copied if needed (failures as converted() says).
+template <class T> Matrix<T> float_array(const py::handle& object, const std::string& name) {
+    if (!py::isinstance<py::array>(object))
+        throw py::type_error(name + ": expected a numpy.ndarray, got " + type_text(object));
+    const auto array = py::reinterpret_borrow<py::array>(object);
+    if (array.dtype().kind() != 'f')
+        throw py::type_error(name + ": expected a floating-point array, got dtype " +
+                             std::string(py::str(array.dtype())));
+    return converted<Matrix<T>>(array, name);
+}
+
 // (T, B, F) <-> (B, T, F) for contiguous arrays of `value_size`-byte values.
 void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,
                      std::size_t value_size);
@@ -40,10 +73,17 @@ extern bool poison_buffers;
 // A 64-byte aligned buffer that only grows.
 template <class T> class Workspace {
 public:
+    // Throws std::bad_alloc (MemoryError in Python) when the memory is not there. The nothrow
+    // form, because AddressSanitizer ends the process when a throwing operator new fails.
     T* reserve(Index count) {
         if (count > capacity_) {
+            data_.reset();
+            capacity_ = 0;
+            if (static_cast<std::size_t>(count) > std::numeric_limits<std::size_t>::max() / sizeof(T))
+                throw std::bad_alloc();
             data_.reset(static_cast<T*>(::operator new(static_cast<std::size_t>(count) * sizeof(T),
-                                                       std::align_val_t(64))));
+                                                       std::align_val_t(64), std::nothrow)));
+            if (!data_) throw std::bad_alloc();
             capacity_ = count;
         }
         return data_.get();
@@ -63,8 +103,18 @@ private:
 
 template <class T> class NativeStack {
 public:
-    using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-    using Lengths = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+    using Array = Matrix<T>;
+    using Lengths = Matrix<std::int64_t>;
+
+    // The sequence shape of one call.
+    struct Shape {
+        Index steps, batch;
+        bool batched, batch_first;
+    };
+    // A state argument's parts, converted: h, and c for an LSTM (both unset for None).
+    struct State {
+        std::optional<Array> h, c;
+    };
 
     NativeStack(const StackConfig& config, const std::string& isa);
 
@@ -96,23 +146,30 @@ public:
     std::string isa() const { return isa_name(kernels_->isa); }
     // The flat parameter buffer `object` as a pointer, or TypeError/ValueError naming `name`.
     const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
+    // Argument `name` (None, h, or for an LSTM a tuple or list (h, c)) unpacked and converted;
+    // check_state then checks the shapes. Two steps, because unpacking may run Python code
+    // (a sequence's __getitem__), and shapes are checked only once no more Python code runs.
+    State convert_state(const py::object& state, const std::string& name) const;
+    void check_state(const State& state, const std::string& name, const Shape& shape) const;
 
-    // Sets busy while a call runs without the GIL, so a second thread gets an error, not a race.
+    // Marks the layer busy for a whole call (conversions included: they may run Python code or
+    // release the GIL), so that a second call (another thread, or Python code the first call
+    // runs) raises instead of changing the shapes, inputs and workspaces the first one uses.
+    // The flag is read and written with the GIL held only.
     struct BusyGuard {
         bool& flag;
         explicit BusyGuard(NativeStack& stack) : flag(stack.busy_) {
-            if (flag) throw std::runtime_error("this layer is already running a forward/backward in another thread");
+            if (flag)
+                throw std::runtime_error("this layer is already running a forward, backward or generate (called "
+                                         "from another thread, or from code that call ran): one call at a time");
             flag = true;
         }
         ~BusyGuard() { flag = false; }
+        BusyGuard(const BusyGuard&) = delete;
+        BusyGuard& operator=(const BusyGuard&) = delete;
     };
 
 private:
-    struct Shape {
-        Index steps, batch;
-        bool batched, batch_first;
-    };
-
     StackConfig config_;
     const KernelTable<T>* kernels_;
     Workspace<T> stored_, scratch_, staging_;
@@ -120,17 +177,17 @@ private:
     // The last training-mode forward, which backward differentiates.
     bool has_forward_ = false;
     Shape forward_shape_{};
-    std::optional<Array> forward_input_;       // time-major x
-    std::optional<Lengths> forward_lengths_;
+    std::optional<Array> forward_input_;       // time-major x, our own copy
+    std::optional<Lengths> forward_lengths_;   // our own copy
     double dropout_ = 0;
     std::uint64_t dropout_seed_ = 0;
 
     Index states() const { return config_.num_layers * config_.directions; }
     std::vector<Index> sequence_shape(const Shape& shape, Index features) const;
     std::vector<Index> state_shape(const Shape& shape) const;
-    Array state_array(const py::object& object, const std::string& name, const Shape& shape) const;
-    void parse_state(const py::object& state, const char* name, const Shape& shape, std::optional<Array>& h,
-                     std::optional<Array>& c) const;
+    Shape input_shape(const Array& x, bool batch_first) const;
+    Lengths checked_lengths(const Lengths& lengths, const Shape& shape) const;
+    void check_call_size(const Shape& shape, const Array& x) const;
     py::object make_state(const Array& h, const std::optional<Array>& c) const;
 };
 
@@ -164,9 +221,10 @@ template <class T, CellKind Kind> py::class_<CellStack<T, Kind>, NativeStack<T>>
     return py::class_<CellStack<T, Kind>, NativeStack<T>>(m, name);
 }
 
-// A configuration with its sizes checked.
-StackConfig make_config(CellKind kind, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                        bool bidirectional);
+// A configuration with its sizes checked: integers (TypeError), positive, and few enough
+// parameters that counting them cannot overflow (ValueError naming what is wrong).
+StackConfig make_config(CellKind kind, const py::handle& input_size, const py::handle& hidden_size,
+                        const py::handle& num_layers, bool bias, bool bidirectional);
 // "LSTM(input_size=.., hidden_size=.., num_layers=..)", for error messages.
 std::string describe(const StackConfig& config);
 
