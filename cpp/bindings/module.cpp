@@ -40,7 +40,8 @@ template <class T> py::array_t<T> matmul(const py::object& a_object, const py::o
     const Matrix<T> a = float_array<T>(a_object, "a"), b = float_array<T>(b_object, "b");
     if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
         throw py::value_error("matmul: expected a (M, K) and b (K, N), got " + shape_text(a) + " and " + shape_text(b));
-    if (threads < 1) throw py::value_error("threads: expected a positive integer");
+    if (threads < 1 || threads > kMaxThreads)
+        throw py::value_error("threads: expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
     const Index m = a.shape(0), k = a.shape(1), n = b.shape(1);
     py::array_t<T> c({m, n});
     const KernelTable<T>& table = table_for<T>(isa);

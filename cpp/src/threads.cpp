@@ -233,6 +233,7 @@ void set_num_threads(int threads) {
 }
 
 void parallel_run(int threads, const Job& job) {
+    threads = std::min(threads, kMaxThreads);   // the pool has a share for each of at most these
     if (threads <= 1) {
         for (Index phase = 0;; ++phase) {
             const Index count = job.items(job.context, phase);

@@ -24,11 +24,12 @@ struct Job {
     void* context;
 };
 
-// Runs `job` on the caller and up to threads - 1 workers, and returns once its last phase has
-// finished. Item boundaries are the job's, so which thread runs an item never changes a result.
-// Each thread first takes the items of its own share of a phase, then takes what is left of the
-// others' shares: a worker that is slow to start, or that the OS has descheduled, delays only
-// the item it is running. Concurrent calls from several host threads run one after another.
+// Runs `job` on the caller and up to threads - 1 workers (threads is capped at kMaxThreads), and
+// returns once its last phase has finished. Item boundaries are the job's, so which thread runs
+// an item never changes a result. Each thread first takes the items of its own share of a phase,
+// then takes what is left of the others' shares: a worker that is slow to start, or that the OS
+// has descheduled, delays only the item it is running. Concurrent calls from several host
+// threads run one after another.
 void parallel_run(int threads, const Job& job);
 
 }  // namespace fastrnn
