@@ -119,11 +119,11 @@ def environment_with(threads):
 def run_processes(commands, threads):
     """Wall seconds until every command (started together) has finished."""
     start = time.perf_counter()
-    processes = [subprocess.Popen(command, env=environment_with(threads), stdout=subprocess.DEVNULL)
-                 for command in commands]
+    processes = [subprocess.Popen(command, env=environment_with(threads), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for command in commands]
     for process in processes:
         if process.wait() != 0:
-            sys.exit(f"{' '.join(process.args)} failed")
+            sys.exit(f"{' '.join(process.args)} failed (run it to see why)")
     return time.perf_counter() - start
 
 

@@ -42,7 +42,7 @@ template <class T> void forward(const ForwardArgs<T>& args) {
     visit_cell(args.config, [&](auto cell) {
         using Run = ForwardRun<decltype(cell), T>;
         Run run(args, dims);
-        parallel_run(args.threads, job_of(run));
+        parallel_run(args.threads, job_of(run, forward_flops(dims)));
     });
 }
 
@@ -51,7 +51,7 @@ template <class T> void backward(const BackwardArgs<T>& args) {
     visit_cell(args.config, [&](auto cell) {
         using Run = BackwardRun<decltype(cell), T>;
         Run run(args, dims);
-        parallel_run(args.threads, job_of(run));
+        parallel_run(args.threads, job_of(run, 2 * forward_flops(dims)));
     });
 }
 
@@ -136,14 +136,14 @@ template <class T> struct LinearBackward : LinearRun<T> {
 template <class T>
 void linear_forward(T* y, const T* x, const T* w, const T* bias, Index m, Index n, Index k, T* scratch, int threads) {
     LinearForward<T> run{{y, nullptr, nullptr, x, w, bias, nullptr, m, n, k, scratch, linear_scratch_size<T>(n, k), threads}};
-    parallel_run(threads, job_of(run));
+    parallel_run(threads, job_of(run, 2.0 * double(m) * double(n) * double(k)));
 }
 
 template <class T>
 void linear_backward(T* dx, T* grad_w, T* grad_b, const T* dy, const T* x, const T* w, Index m, Index n, Index k,
                      T* scratch, int threads) {
     LinearBackward<T> run{{dx, grad_w, grad_b, x, w, nullptr, dy, m, n, k, scratch, linear_scratch_size<T>(n, k), threads}};
-    parallel_run(threads, job_of(run));
+    parallel_run(threads, job_of(run, 4.0 * double(m) * double(n) * double(k)));
 }
 
 // c[M, N] = a[M, K] b[K, N] (all row-major): the GEMM on its own, for tests.
@@ -167,7 +167,7 @@ template <class T> void matmul(T* c, const T* a, const T* b, Index m, Index n, I
     const Index scratch_size = gemm_scratch_size<T>(n);
     T* scratch = new T[static_cast<std::size_t>(scratch_size * threads)];
     MatmulRun<T> run{c, a, b, m, n, k, scratch, scratch_size, Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread))};
-    parallel_run(threads, job_of(run));
+    parallel_run(threads, job_of(run, 2.0 * double(m) * double(n) * double(k)));
     delete[] scratch;
 }
 

@@ -70,13 +70,14 @@ struct Parts {
     Range operator[](Index part) const { return split_range(count, part, parts, granule); }
 };
 
-// The Job (threads.h) of a run object that has items(phase) and run_item(phase, item, thread).
-template <class Run> inline Job job_of(Run& run) {
+// The Job (threads.h) of a run object that has items(phase) and run_item(phase, item, thread),
+// doing about `flops` floating-point operations.
+template <class Run> inline Job job_of(Run& run, double flops) {
     return Job{[](void* context, Index phase) { return static_cast<Run*>(context)->items(phase); },
                [](void* context, Index phase, Index item, int thread) {
                    static_cast<Run*>(context)->run_item(phase, item, thread);
                },
-               &run};
+               &run, flops};
 }
 
 struct Dims {
@@ -180,6 +181,15 @@ template <class T> struct BackwardScratchLayout {
     // dL/d(output of layer), for layers below the top (whose gradient is the caller's dy).
     Index gradient(Index layer) const { return gradients + (layer % 2) * gradient_size; }
 };
+
+// Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
+// recurrent products of every layer and direction.
+inline double forward_flops(const Dims& d) {
+    double flops = 0;
+    for (Index layer = 0; layer < d.layers; ++layer)
+        flops += 2.0 * double(d.rows()) * double(d.gate_rows()) * double(d.input_size(layer) + d.hidden) * double(d.directions);
+    return flops;
+}
 
 // A second thread pays when one time step's recurrent product is big enough to share: the
 // threads meet at a barrier after every step, however many steps there are.

@@ -6,15 +6,26 @@
 // started (asleep, or its core busy with another process) holds nothing up, and one that the OS
 // deschedules holds up only the item it is running. Waiting threads spin briefly, then sleep,
 // so that an idle or stalled fastrnn does not hold a core that another program needs.
+//
+// On a busy machine a pool thread is descheduled now and then, for a time slice of the other
+// program's (milliseconds). Two signs tell: a thread of a small job waits far longer than the
+// job's items take, or a pool thread spent a share of its recent time waiting for a CPU (Linux
+// counts it in /proc/thread-self/schedstat). Either marks the machine contended for a while,
+// during which small jobs run on the caller alone (where the pool could save them microseconds
+// but cost milliseconds), and workers sleep instead of spinning: a spinning worker could also
+// leave the caller the busy core.
 #include "fastrnn/threads.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,6 +43,22 @@ namespace {
 // Waiting threads spin this long before they sleep: phases of a run, and back-to-back kernel
 // calls, are often microseconds apart, and waking a sleeping thread takes tens of microseconds.
 constexpr double kSpinSeconds = 50e-6;
+// A thread that waited for a CPU for more than this share of its time since it last looked
+// (at least kWaitSampleSeconds ago) is on a contended core.
+constexpr double kRunQueueShare = 0.1, kWaitSampleSeconds = 0.01;
+// Jobs of less work than this (about a millisecond on one core) run on the caller alone while the
+// machine is contended; a thread of such a job waiting this long for a phase's last items is
+// waiting for a descheduled thread.
+constexpr double kSmallJobFlops = 50e6;
+constexpr double kStalledSeconds = 200e-6;
+// How long the machine counts as contended after a thread was seen descheduled; then a small
+// job tries the pool again, at the risk of one more stall. A try that fails soon after (within
+// kRetrySeconds) doubles the time, up to kLongestContention: a busy machine is tried rarely, one
+// odd descheduling on an idle machine (the hypervisor, a kernel thread) costs little.
+constexpr double kShortestContention = 0.01, kLongestContention = 1.0, kRetrySeconds = 0.05;
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // The phase serial number changes whenever a phase opens or a job ends; waiting threads watch
 // it. Its top bit marks "the job has ended"; the rest counts up, and appears in every share's
@@ -53,14 +80,78 @@ inline Index word_back(std::uint64_t word) { return static_cast<Index>(word & 0x
 
 std::atomic<int> configured_threads{1};   // the package sets the default at import
 
+// When small jobs may use the pool again, and for how long it was refused the last time.
+class Contention {
+public:
+    void mark() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const Clock::time_point now = Clock::now();
+        const bool retry_failed = now - until_ < seconds(kRetrySeconds);
+        hold_ = retry_failed ? std::min(2 * hold_, seconds(kLongestContention)) : seconds(kShortestContention);
+        until_ = now + hold_;
+        until_ticks_.store(until_.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    bool now() const { return Clock::now().time_since_epoch().count() < until_ticks_.load(std::memory_order_relaxed); }
+    // After fork(): the mutex may have been held by a thread that does not exist in the child.
+    void forget_lock_after_fork() { new (&mutex_) std::mutex(); }
+
+private:
+    static Clock::duration seconds(double value) {
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(value));
+    }
+    std::mutex mutex_;
+    Clock::time_point until_{};
+    Clock::duration hold_ = seconds(kShortestContention);
+    std::atomic<Clock::rep> until_ticks_{0};   // until_, for the lock-free check
+};
+
+// The calling thread's time spent runnable but waiting for a CPU, from Linux's schedstat (one
+// file kept open per thread), in nanoseconds; -1 where the system does not tell.
+class RunQueueWait {
+public:
+    RunQueueWait() : fd_(open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)) {}
+    ~RunQueueWait() {
+        if (fd_ >= 0) close(fd_);
+    }
+    long long nanoseconds() const {
+        char text[128];
+        const ssize_t size = fd_ < 0 ? -1 : pread(fd_, text, sizeof text - 1, 0);
+        if (size <= 0) return -1;
+        text[size] = '\0';
+        unsigned long long running = 0, waiting = 0;   // "<on CPU> <waiting for a CPU> <time slices>"
+        return std::sscanf(text, "%llu %llu", &running, &waiting) == 2 ? static_cast<long long>(waiting) : -1;
+    }
+
+private:
+    int fd_;
+};
+
+// Marks `contention` if this thread waited for a CPU for more than kRunQueueShare of the time
+// since its last sample; samples at most every kWaitSampleSeconds.
+void sample_run_queue(Contention& contention) {
+    thread_local const RunQueueWait wait;
+    thread_local Clock::time_point sampled_at{};
+    thread_local long long waited = -1;
+    const Clock::time_point now = Clock::now();
+    if (now - sampled_at < std::chrono::duration<double>(kWaitSampleSeconds)) return;
+    const long long total = wait.nanoseconds();
+    if (total < 0) return;
+    if (waited >= 0 && (total - waited) * 1e-9 > kRunQueueShare * std::chrono::duration<double>(now - sampled_at).count())
+        contention.mark();
+    sampled_at = now;
+    waited = total;
+}
+
 class Pool {
 public:
     // Serializes parallel_run calls from different host threads.
     std::mutex run_mutex;
+    Contention contention;
 
     void run(int threads, const Job& job) {
         ensure_workers(threads - 1);
         job_ = job;
+        small_job_.store(job.flops < kSmallJobFlops, std::memory_order_relaxed);
         team_.store(threads, std::memory_order_relaxed);
         open(0, 0);
         participate(0);
@@ -74,7 +165,9 @@ public:
         new (&run_mutex) std::mutex();
         new (&sleep_mutex_) std::mutex();
         new (&wake_) std::condition_variable();
+        contention.forget_lock_after_fork();
         sleepers_.store(0, std::memory_order_relaxed);
+        wake_pending_.store(false, std::memory_order_relaxed);
     }
 
 private:
@@ -86,6 +179,7 @@ private:
     alignas(64) std::atomic<Index> pending_{0};   // items of the current phase not yet counted finished
     alignas(64) std::atomic<int> share_count_{0};  // shares of the current phase
     std::atomic<int> team_{0};                     // threads of the current job, the caller included
+    std::atomic<bool> small_job_{false};           // the current job is small (kSmallJobFlops)
     // Written by whoever opens a phase, before it publishes the shares; read only by threads
     // that hold an item of that phase (so the phase cannot change under them).
     Job job_{};
@@ -93,6 +187,7 @@ private:
     std::mutex sleep_mutex_;
     std::condition_variable wake_;
     alignas(64) std::atomic<int> sleepers_{0};
+    std::atomic<bool> wake_pending_{false};   // a wake-up call has gone out since a thread last went to sleep
 
     void ensure_workers(int count) {
         while (static_cast<int>(workers_.size()) < count) {
@@ -140,9 +235,11 @@ private:
         }
     }
 
+    // One wake-up call per round of sleeping: a sleeper slow to wake (its core busy) would
+    // otherwise cost every phase opened meanwhile a system call.
     void publish(std::uint32_t serial) {
         serial_.store(serial, std::memory_order_seq_cst);
-        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+        if (sleepers_.load(std::memory_order_seq_cst) > 0 && !wake_pending_.exchange(true, std::memory_order_seq_cst)) {
             { std::lock_guard<std::mutex> lock(sleep_mutex_); }
             wake_.notify_all();
         }
@@ -193,25 +290,32 @@ private:
                 finished = 0;
                 continue;
             }
-            wait_for_change(serial);
+            // Inside a small job, whose items take microseconds, a long wait is for a descheduled
+            // thread (a worker for the caller, the caller for a worker).
+            const bool in_small_job = !(serial & kEndedBit) && small_job_.load(std::memory_order_relaxed);
+            sample_run_queue(contention);
+            wait_for_change(serial, in_small_job ? kStalledSeconds : 0);
         }
     }
 
-    void wait_for_change(std::uint32_t seen) {
-        const auto start = std::chrono::steady_clock::now();
+    // Spins until the serial changes, then sleeps; marks the machine contended if that took more
+    // than stalled_seconds (if not 0).
+    void wait_for_change(std::uint32_t seen, double stalled_seconds) {
+        const auto start = Clock::now();
         for (int spins = 1;; ++spins) {
             if (serial_.load(std::memory_order_acquire) != seen) return;
             cpu_relax();
-            if (spins % 64 == 0 &&
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > kSpinSeconds)
-                break;
+            if (spins % 64 == 0 && seconds_since(start) > kSpinSeconds) break;
         }
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        // Any wake-up call sent before now was not for this sleeper: the next publish sends one.
+        wake_pending_.store(false, std::memory_order_seq_cst);
         {
             std::unique_lock<std::mutex> lock(sleep_mutex_);
             wake_.wait(lock, [&] { return serial_.load(std::memory_order_seq_cst) != seen; });
         }
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        if (stalled_seconds > 0 && seconds_since(start) > stalled_seconds) contention.mark();
     }
 };
 
@@ -234,14 +338,14 @@ void set_num_threads(int threads) {
 
 void parallel_run(int threads, const Job& job) {
     threads = std::min(threads, kMaxThreads);   // the pool has a share for each of at most these
-    if (threads <= 1) {
+    Pool& workers = pool();
+    if (threads <= 1 || (job.flops < kSmallJobFlops && workers.contention.now())) {
         for (Index phase = 0;; ++phase) {
             const Index count = job.items(job.context, phase);
             if (count < 0) return;
             for (Index item = 0; item < count; ++item) job.run_item(job.context, phase, item, 0);
         }
     }
-    Pool& workers = pool();
     std::lock_guard<std::mutex> lock(workers.run_mutex);
     workers.run(threads, job);
 }
