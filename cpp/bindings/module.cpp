@@ -67,6 +67,11 @@ PYBIND11_MODULE(_core, m) {
     bind_linear(m);
     bind_generate(m);
     bind_threads(m);
+    m.def("physical_memory", &physical_memory, "This machine's memory in bytes (0 where the system does not say).");
+    m.def(
+        "check_memory", [](double bytes, const std::string& what) { check_memory(bytes, [&] { return what; }); },
+        py::arg("bytes"), py::arg("what"),
+        "ValueError '<what> would take X GiB, more than this machine's Y GiB of memory' when bytes exceed it.");
     m.def(
         "_set_poison", [](bool on) { poison_buffers = on; }, py::arg("on"),
         "Tests only: NaN-fill outputs and workspaces before every kernel call.");

@@ -69,6 +69,28 @@ void swap_time_batch(void* destination, const void* source, Index first, Index s
     throw error;
 }
 
+std::uint64_t physical_memory() {
+    static const std::uint64_t bytes = [] {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+        const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && page_size > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+#endif
+        return std::uint64_t(0);
+    }();
+    return bytes;
+}
+
+void refuse_memory(long double bytes, const std::string& what) {
+    auto gibibytes = [](long double value) {
+        std::ostringstream text;
+        text.precision(1);
+        text << std::fixed << static_cast<double>(value / (1024.0L * 1024 * 1024)) << " GiB";
+        return text.str();
+    };
+    throw py::value_error(what + " would take " + gibibytes(bytes) + ", more than this machine's " +
+                          gibibytes(physical_memory()) + " of memory");
+}
+
 namespace {
 
 // The most values a layer's parameters, or one call's outputs and workspaces, may take: more
@@ -76,40 +98,22 @@ namespace {
 // (sums of a few products, padding, a workspace per thread) cannot overflow.
 constexpr long double kMaxValues = 0x1p50L;
 
-// ValueError "<what>: about N <unit>, more than fastrnn can hold" when count (an estimate in
-// floating point, where it cannot overflow) exceeds kMaxValues.
-void check_count(long double count, const std::string& what, const std::string& unit) {
+// ValueError "<subject>: about N <unit>, more than fastrnn can hold" when count (an estimate in
+// floating point, where it cannot overflow) exceeds kMaxValues. describe() returns the pair
+// (subject, unit), built only then: every call checks its sizes, and formatting would cost more
+// than the check.
+template <class Describe> void check_count(long double count, Describe&& describe) {
     if (count <= kMaxValues) return;
+    const auto [subject, unit] = describe();
     std::ostringstream text;
     text.precision(3);
-    text << what << ": about " << static_cast<double>(count) << " " << unit << ", more than fastrnn can hold";
+    text << subject << ": about " << static_cast<double>(count) << " " << unit << ", more than fastrnn can hold";
     throw py::value_error(text.str());
 }
 
-// The machine's physical memory in bytes, or 0 where the system does not say.
-std::uint64_t physical_memory() {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page_size > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
-#endif
-    return 0;
-}
+}  // namespace
 
-std::string gibibytes(long double bytes) {
-    std::ostringstream text;
-    text.precision(1);
-    text << std::fixed << static_cast<double>(bytes / (1024.0L * 1024 * 1024)) << " GiB";
-    return text.str();
-}
-
-// ValueError "<what> would take X GiB, more than this machine's Y GiB of memory": allocations
-// past it would not fail but let the system kill the process once written.
-void check_memory(long double bytes, const std::string& what) {
-    const std::uint64_t memory = physical_memory();
-    if (memory > 0 && bytes > memory)
-        throw py::value_error(what + " would take " + gibibytes(bytes) + ", more than this machine's " +
-                              gibibytes(memory) + " of memory");
-}
+namespace {
 
 // A size argument: TypeError unless an integer, ValueError unless positive and an Index.
 Index size_argument(const py::handle& value, const char* name) {
@@ -148,7 +152,7 @@ StackConfig make_config(CellKind kind, const py::handle& input_size, const py::h
     const long double estimate =
         directions * gate_rows *
         (config.input_size + row_values + (config.num_layers - 1.0L) * (upper_input + row_values));
-    check_count(estimate, describe(config), "parameters");
+    check_count(estimate, [&] { return std::pair(describe(config), std::string("parameters")); });
     return config;
 }
 
@@ -190,9 +194,9 @@ NativeStack<T>::NativeStack(const StackConfig& config, const std::string& isa)
     : config_(config), kernels_(&kernels<T>(parse_isa(isa))) {
     // The layer allocates its parameters and their gradients next: sizes that cannot fit get
     // an error here, before any allocation or the layout (a list of every tensor) is built.
-    check_memory(2.0L * static_cast<long double>(param_count(config)) * sizeof(T),
-                 describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) +
-                     " parameters and their gradients");
+    check_memory(2.0L * static_cast<long double>(param_count(config)) * sizeof(T), [&] {
+        return describe(config) + ": its " + std::string(py::str(py::dtype::of<T>())) + " parameters and their gradients";
+    });
 }
 
 template <class T>
@@ -305,8 +309,9 @@ template <class T> void NativeStack<T>::check_call_size(const Shape& shape, cons
     const long double widths = static_cast<long double>(config_.directions) * config_.hidden_size;
     const long double per_row =
         widths * (static_cast<long double>(config_.num_layers) * (config_.gates() + 4) + 4) + 2.0L * config_.input_size;
-    check_count(rows * per_row, "x: shape " + shape_text(x),
-                "values of outputs and workspaces for " + describe(config_));
+    check_count(rows * per_row, [&] {
+        return std::pair("x: shape " + shape_text(x), "values of outputs and workspaces for " + describe(config_));
+    });
 }
 
 template <class T>
@@ -340,7 +345,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     const Index staged_y = shape.batch_first ? T_ * B * DH : 0;
     check_memory(static_cast<long double>(T_ * B * (DH + (copy_x ? input_size : 0)) + 2 * states() * B * H +
                                           staged_y + stored_size + scratch_size) * sizeof(T),
-                 "x: shape " + shape_text(x) + ": this call's outputs and workspaces");
+                 [&] { return "x: shape " + shape_text(x) + ": this call's outputs and workspaces"; });
 
     Array x_time_major = copy_x ? Array({T_, B, input_size}) : x;
     Array y(sequence_shape(shape, DH));
@@ -423,7 +428,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     const Index staged_dx = shape.batch_first && input_gradient ? T_ * B * input_size : 0;
     check_memory(static_cast<long double>((input_gradient ? T_ * B * input_size : 0) + 2 * states() * B * H +
                                           staged_dy + staged_dx + scratch_size) * sizeof(T),
-                 "dy: shape " + shape_text(dy) + ": this call's gradients and workspaces");
+                 [&] { return "dy: shape " + shape_text(dy) + ": this call's gradients and workspaces"; });
 
     std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fastrnn/kernels.h"
@@ -219,6 +220,17 @@ template <class T> void bind_native_stack(py::module_& m, const char* name) {
 template <class T, CellKind Kind> py::class_<CellStack<T, Kind>, NativeStack<T>> bind_stack_class(py::module_& m,
                                                                                                  const char* name) {
     return py::class_<CellStack<T, Kind>, NativeStack<T>>(m, name);
+}
+
+// The machine's physical memory in bytes (read once), or 0 where the system does not say.
+std::uint64_t physical_memory();
+// ValueError "<what> would take X GiB, more than this machine's Y GiB of memory".
+[[noreturn]] void refuse_memory(long double bytes, const std::string& what);
+// refuse_memory(bytes, what()) when `bytes` exceed the machine's memory: allocations past it would
+// not fail but let the system kill the process once written. `what` builds its text only then.
+template <class What> void check_memory(long double bytes, What&& what) {
+    const std::uint64_t memory = physical_memory();
+    if (memory > 0 && bytes > memory) refuse_memory(bytes, what());
 }
 
 // A configuration with its sizes checked: integers (TypeError), positive, and few enough

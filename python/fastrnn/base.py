@@ -6,10 +6,11 @@ flat buffers directly (one call, one vectorised update), users see PyTorch's nam
 """
 
 import math
-import os
 from collections.abc import Mapping
 
 import numpy as np
+
+from . import _core
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -184,24 +185,11 @@ class ParameterDict(Mapping):
         return f"ParameterDict({{{shapes}}})"
 
 
-def physical_memory():
-    """This machine's memory in bytes (physical pages times the page size, as the native layers
-    read it), or 0 where the system does not say."""
-    names = getattr(os, "sysconf_names", {})
-    if "SC_PHYS_PAGES" not in names or "SC_PAGE_SIZE" not in names:
-        return 0
-    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    return pages * page_size if pages > 0 and page_size > 0 else 0
-
-
 def check_memory(size_in_bytes, subject):
     """ValueError "{subject} would take X GiB, more than this machine's Y GiB of memory" when
     `size_in_bytes` exceeds the machine's memory: sizes that cannot fit are refused before
-    anything is allocated, in the words of the recurrent layers' native check."""
-    memory = physical_memory()
-    if memory and size_in_bytes > memory:
-        raise ValueError(f"{subject} would take {size_in_bytes / 2**30:.1f} GiB, more than this machine's "
-                         f"{memory / 2**30:.1f} GiB of memory")
+    anything is allocated (the native layers' check, one authority for both)."""
+    _core.check_memory(float(size_in_bytes), subject)
 
 
 def check_parameter_memory(size, dtype, owner):
