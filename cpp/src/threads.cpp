@@ -7,6 +7,12 @@
 // deschedules holds up only the item it is running. Waiting threads spin briefly, then sleep,
 // so that an idle or stalled fastrnn does not hold a core that another program needs.
 //
+// Opening a phase writes one cache line, the phase word (serial number and items unfinished)
+// with the phase's number and item count beside it. A share's word (serial, front, back) starts
+// the phase as it was left: a word of an earlier phase stands for the whole untouched share,
+// and the first thread to take from it writes the new serial. So a phase change costs each
+// thread the transfer of that one line, and its own share stays in its own cache.
+//
 // On a busy machine a pool thread is descheduled now and then, for a time slice of the other
 // program's (milliseconds). Two signs tell: a thread of a small job waits far longer than the
 // job's items take, or a pool thread spent a share of its recent time waiting for a CPU (Linux
@@ -60,23 +66,44 @@ constexpr double kShortestContention = 0.01, kLongestContention = 1.0, kRetrySec
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// The phase serial number changes whenever a phase opens or a job ends; waiting threads watch
-// it. Its top bit marks "the job has ended"; the rest counts up, and appears in every share's
-// word, so a thread holding an old word can never take an item of a later phase with it.
-constexpr std::uint32_t kEndedBit = 1u << 31;
+// The phase word: serial << 32 | items of the phase not yet counted finished. The serial counts
+// phases up (wrapping); kEnded in the low half marks "the job has ended" instead of a count.
+constexpr std::uint32_t kEnded = 0xffffffffu;
+inline std::uint32_t serial_of(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 32); }
+inline std::uint32_t unfinished_of(std::uint64_t word) { return static_cast<std::uint32_t>(word); }
+inline std::uint64_t phase_word(std::uint32_t serial, std::uint32_t unfinished) {
+    return std::uint64_t(serial) << 32 | unfinished;
+}
+// How many phases `serial` is after `reference` (negative: before); serials wrap.
+inline std::int32_t age(std::uint32_t serial, std::uint32_t reference) {
+    return static_cast<std::int32_t>(serial - reference);
+}
 
-// One thread's share of a phase: the items [first + front, first + back) that nobody has
-// taken yet. The word holds serial << 32 | front << 16 | back, so taking an item is one
-// compare-and-swap, which fails if the phase has changed since the word was read.
+// One thread's share of a phase: items [begin + front, begin + back) are not taken yet. Its word
+// holds serial << 32 | front << 16 | back; a word of an earlier serial stands for front 0 and
+// back the whole share. Taking an item is one compare-and-swap, which fails if anyone changed
+// the word since it was read.
 constexpr Index kShareCapacity = 0xffff;
 struct alignas(64) Share {
     std::atomic<std::uint64_t> word{0};
-    std::atomic<Index> first{0};
 };
-
-inline std::uint32_t word_serial(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 32); }
 inline Index word_front(std::uint64_t word) { return static_cast<Index>((word >> 16) & 0xffff); }
 inline Index word_back(std::uint64_t word) { return static_cast<Index>(word & 0xffff); }
+inline std::uint64_t share_word(std::uint32_t serial, Index front, Index back) {
+    return std::uint64_t(serial) << 32 | std::uint64_t(front) << 16 | std::uint64_t(back);
+}
+
+// What a thread knows of the phase it works on.
+struct PhaseView {
+    std::uint32_t serial;
+    bool ended;       // the job has ended
+    Index index;      // the job's phase number
+    Index count;      // its items; 0 once all are finished
+    int shares;
+    // Items [begin, end) of share `share`.
+    Index begin(int share) const { return count * share / shares; }
+    Index end(int share) const { return count * (share + 1) / shares; }
+};
 
 std::atomic<int> configured_threads{1};   // the package sets the default at import
 
@@ -150,9 +177,9 @@ public:
 
     void run(int threads, const Job& job) {
         ensure_workers(threads - 1);
-        job_ = job;
-        small_job_.store(job.flops < kSmallJobFlops, std::memory_order_relaxed);
-        team_.store(threads, std::memory_order_relaxed);
+        job_.job = job;
+        job_.small.store(job.flops < kSmallJobFlops, std::memory_order_relaxed);
+        job_.team.store(threads, std::memory_order_relaxed);
         open(0, 0);
         participate(0);
     }
@@ -171,19 +198,23 @@ public:
     }
 
 private:
-    std::vector<std::thread> workers_;
+    // The phase word and what opening a phase writes beside it: one cache line.
+    struct alignas(64) PhaseState {
+        std::atomic<std::uint64_t> word{phase_word(0, kEnded)};
+        std::atomic<Index> index{0};
+        std::atomic<Index> count{0};
+    };
+    // What a job's threads read all along: written before its first phase opens.
+    struct alignas(64) JobState {
+        Job job{};
+        std::atomic<int> team{0};        // threads of the job, the caller included
+        std::atomic<bool> small{false};  // less work than kSmallJobFlops
+    };
+
+    PhaseState phase_;
+    JobState job_;
     Share shares_[kMaxThreads];
-    // Each on a cache line of its own: waiting threads poll the serial, finishing threads
-    // write the pending count, and neither should slow down the other's reads.
-    alignas(64) std::atomic<std::uint32_t> serial_{kEndedBit};
-    alignas(64) std::atomic<Index> pending_{0};   // items of the current phase not yet counted finished
-    alignas(64) std::atomic<int> share_count_{0};  // shares of the current phase
-    std::atomic<int> team_{0};                     // threads of the current job, the caller included
-    std::atomic<bool> small_job_{false};           // the current job is small (kSmallJobFlops)
-    // Written by whoever opens a phase, before it publishes the shares; read only by threads
-    // that hold an item of that phase (so the phase cannot change under them).
-    Job job_{};
-    Index phase_ = 0;
+    std::vector<std::thread> workers_;
     std::mutex sleep_mutex_;
     std::condition_variable wake_;
     alignas(64) std::atomic<int> sleepers_{0};
@@ -196,73 +227,92 @@ private:
         }
     }
 
-    // Opens phase `phase` (skipping phases without items), or ends the job after its last;
-    // `thread` is the caller's.
-    void open(Index phase, int thread) {
+    // The phase as it stands, read consistently: the count and number beside the word are those
+    // of the word's serial (they change only once its phase has finished, and the word is read
+    // again after them).
+    PhaseView view() const {
         for (;;) {
-            const Index count = job_.items(job_.context, phase);
+            // Acquire loads: the second read of the word cannot move before them.
+            const std::uint64_t word = phase_.word.load(std::memory_order_acquire);
+            const Index index = phase_.index.load(std::memory_order_acquire);
+            const Index count = phase_.count.load(std::memory_order_acquire);
+            const std::uint64_t again = phase_.word.load(std::memory_order_relaxed);
+            if (serial_of(again) != serial_of(word)) continue;
+            const bool ended = unfinished_of(word) == kEnded;
+            const bool finished = ended || unfinished_of(again) == 0;
+            const int team = job_.team.load(std::memory_order_relaxed);
+            const int shares = static_cast<int>(std::max<Index>(team, (count + kShareCapacity - 1) / kShareCapacity));
+            return {serial_of(word), ended, index, finished ? 0 : count, std::max(shares, 1)};
+        }
+    }
+
+    // Opens phase `phase` (skipping phases without items), or ends the job after its last;
+    // `thread` is the caller's. Only the thread that finished the last phase's last item (or the
+    // job's caller, for the first) gets here, so nobody else writes the phase state meanwhile.
+    void open(Index phase, int thread) {
+        const Job& job = job_.job;
+        for (;;) {
+            const Index count = job.items(job.context, phase);
             if (count == 0) {
                 ++phase;
                 continue;
             }
-            const std::uint32_t serial = ((serial_.load(std::memory_order_relaxed) & ~kEndedBit) + 1) & ~kEndedBit;
+            const std::uint32_t serial = serial_of(phase_.word.load(std::memory_order_relaxed)) + 1;
             if (count < 0) {
                 // Nothing of the job may be touched after this: the caller may return at once.
-                publish(serial | kEndedBit);
+                publish(phase_word(serial, kEnded));
                 return;
             }
-            const int team = team_.load(std::memory_order_relaxed);
-            const Index needed = (count + kShareCapacity - 1) / kShareCapacity;
-            if (needed > kMaxThreads) {
+            if ((count + kShareCapacity - 1) / kShareCapacity > kMaxThreads) {
                 // More items than the shares can hold (never, for fastrnn's kernels): run the
                 // phase here, alone.
-                for (Index item = 0; item < count; ++item) job_.run_item(job_.context, phase, item, thread);
+                for (Index item = 0; item < count; ++item) job.run_item(job.context, phase, item, thread);
                 ++phase;
                 continue;
             }
-            const int shares = static_cast<int>(std::max<Index>(team, needed));
-            phase_ = phase;
-            pending_.store(count, std::memory_order_relaxed);
-            share_count_.store(shares, std::memory_order_relaxed);
-            for (int s = 0; s < shares; ++s) {
-                const Index begin = count * s / shares, end = count * (s + 1) / shares;
-                shares_[s].first.store(begin, std::memory_order_relaxed);
-                shares_[s].word.store(std::uint64_t(serial) << 32 | std::uint64_t(end - begin),
-                                      std::memory_order_release);
-            }
-            publish(serial);
+            phase_.index.store(phase, std::memory_order_relaxed);
+            phase_.count.store(count, std::memory_order_relaxed);
+            publish(phase_word(serial, static_cast<std::uint32_t>(count)));
             return;
         }
     }
 
     // One wake-up call per round of sleeping: a sleeper slow to wake (its core busy) would
     // otherwise cost every phase opened meanwhile a system call.
-    void publish(std::uint32_t serial) {
-        serial_.store(serial, std::memory_order_seq_cst);
+    void publish(std::uint64_t word) {
+        phase_.word.store(word, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0 && !wake_pending_.exchange(true, std::memory_order_seq_cst)) {
             { std::lock_guard<std::mutex> lock(sleep_mutex_); }
             wake_.notify_all();
         }
     }
 
-    // Takes an item of phase `serial`: from the front of this thread's own share, else from the
-    // back of another's. Returns false when none is left.
-    bool take(int thread, std::uint32_t serial, Index& item) {
-        const int shares = share_count_.load(std::memory_order_relaxed);
-        for (int i = 0; i < shares; ++i) {
-            const int s = (thread + i) % shares;
-            const bool own = s == thread;
-            Share& share = shares_[s];
-            std::uint64_t word = share.word.load(std::memory_order_acquire);
-            while (word_serial(word) == serial && word_front(word) < word_back(word)) {
-                const std::uint64_t taken = own ? word + (1u << 16) : word - 1;
-                if (share.word.compare_exchange_weak(word, taken, std::memory_order_acq_rel,
-                                                     std::memory_order_acquire)) {
-                    item = share.first.load(std::memory_order_relaxed) + (own ? word_front(word) : word_back(word) - 1);
-                    return true;
-                }
+    // Takes an item of `phase` from share `share`: its front if it is this thread's own, else its
+    // back. Returns false when the share has none left, or belongs to a later phase (this
+    // thread's view is out of date).
+    bool take_from(int share, bool own, const PhaseView& phase, Index& item) {
+        const Index begin = phase.begin(share), size = phase.end(share) - begin;
+        if (size == 0) return false;
+        std::atomic<std::uint64_t>& word = shares_[share].word;
+        std::uint64_t seen = word.load(std::memory_order_acquire);
+        for (;;) {
+            const std::int32_t later = age(serial_of(seen), phase.serial);
+            if (later > 0) return false;
+            const Index front = later == 0 ? word_front(seen) : 0, back = later == 0 ? word_back(seen) : size;
+            if (front >= back) return false;
+            const std::uint64_t taken = own ? share_word(phase.serial, front + 1, back) : share_word(phase.serial, front, back - 1);
+            if (word.compare_exchange_weak(seen, taken, std::memory_order_acq_rel, std::memory_order_acquire)) {
+                item = begin + (own ? front : back - 1);
+                return true;
             }
         }
+    }
+
+    // Takes an item of `phase`: from this thread's own share, else from the others'.
+    bool take(int thread, const PhaseView& phase, Index& item) {
+        if (thread < phase.shares && take_from(thread, true, phase, item)) return true;
+        for (int share = 0; share < phase.shares; ++share)
+            if (share != thread && take_from(share, false, phase, item)) return true;
         return false;
     }
 
@@ -270,40 +320,39 @@ private:
     // are counted once a thread finds no more to take, so that threads do not contend on the
     // count item by item.
     void participate(int thread) {
-        Index finished = 0, phase = 0;
         for (;;) {
-            const std::uint32_t serial = serial_.load(std::memory_order_acquire);
-            if (serial & kEndedBit) {
-                if (thread == 0) return;
-            } else if (thread < team_.load(std::memory_order_relaxed)) {
-                Index item;
-                if (take(thread, serial, item)) {
-                    // The phase cannot change before this thread's finished items are counted.
-                    phase = phase_;
-                    job_.run_item(job_.context, phase, item, thread);
+            const PhaseView phase = view();
+            if (phase.ended && thread == 0) return;
+            if (phase.count > 0 && thread < job_.team.load(std::memory_order_relaxed)) {
+                Index finished = 0, item;
+                while (take(thread, phase, item)) {
+                    const Job& job = job_.job;
+                    job.run_item(job.context, phase.index, item, thread);
                     ++finished;
+                }
+                // The phase cannot change before this thread's finished items are counted.
+                if (finished > 0) {
+                    const std::uint64_t before = phase_.word.fetch_sub(std::uint64_t(finished), std::memory_order_acq_rel);
+                    if (unfinished_of(before) == finished) open(phase.index + 1, thread);
                     continue;
                 }
             }
-            if (finished > 0) {
-                if (pending_.fetch_sub(finished, std::memory_order_acq_rel) == finished) open(phase + 1, thread);
-                finished = 0;
-                continue;
-            }
             // Inside a small job, whose items take microseconds, a long wait is for a descheduled
             // thread (a worker for the caller, the caller for a worker).
-            const bool in_small_job = !(serial & kEndedBit) && small_job_.load(std::memory_order_relaxed);
+            const bool in_small_job = !phase.ended && job_.small.load(std::memory_order_relaxed);
             sample_run_queue(contention);
-            wait_for_change(serial, in_small_job ? kStalledSeconds : 0);
+            wait_for_change(phase.serial, in_small_job ? kStalledSeconds : 0);
         }
     }
+
+    std::uint32_t serial() const { return serial_of(phase_.word.load(std::memory_order_acquire)); }
 
     // Spins until the serial changes, then sleeps; marks the machine contended if that took more
     // than stalled_seconds (if not 0).
     void wait_for_change(std::uint32_t seen, double stalled_seconds) {
         const auto start = Clock::now();
         for (int spins = 1;; ++spins) {
-            if (serial_.load(std::memory_order_acquire) != seen) return;
+            if (serial() != seen) return;
             cpu_relax();
             if (spins % 64 == 0 && seconds_since(start) > kSpinSeconds) break;
         }
@@ -312,7 +361,7 @@ private:
         wake_pending_.store(false, std::memory_order_seq_cst);
         {
             std::unique_lock<std::mutex> lock(sleep_mutex_);
-            wake_.wait(lock, [&] { return serial_.load(std::memory_order_seq_cst) != seen; });
+            wake_.wait(lock, [&] { return serial_of(phase_.word.load(std::memory_order_seq_cst)) != seen; });
         }
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
         if (stalled_seconds > 0 && seconds_since(start) > stalled_seconds) contention.mark();
