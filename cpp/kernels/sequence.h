@@ -53,9 +53,10 @@ inline Range split_range(Index count, Index part, Index parts, Index granule) {
     return {min_of(begin, count), min_of(end, count)};
 }
 
-// Parts per thread of a phase's packed products: each part packs its own copy of B, so more
-// parts cost packing, while a few per thread let the others take over from a slow thread.
-constexpr Index kProductPartsPerThread = 2;
+// Parts per thread of a phase's packed products: each part packs its own copy of B, and a
+// second part per thread costs the large LSTM 2% on an idle machine (measured), more than it
+// gains on a busy one, where small jobs run on the caller alone (threads.h).
+constexpr Index kProductPartsPerThread = 1;
 // Parts per thread of work that packs nothing (dot products, column sums, dropout).
 constexpr Index kPartsPerThread = 4;
 
