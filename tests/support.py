@@ -16,9 +16,10 @@ from fastrnn import _core, reference
 CELLS = [("rnn_tanh", True), ("rnn_relu", True), ("lstm", True), ("gru", True), ("gru", False)]
 CELL_IDS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_first"]
 
-# Every kernel variant, each called directly; avx2 is skipped on a CPU without it.
-ISAS = ["portable", pytest.param("avx2", marks=pytest.mark.skipif(
-    not _core.isa_available("avx2"), reason="this CPU has no avx2+fma"))]
+# Every kernel variant this build has, each called directly; one this CPU cannot run is skipped
+# with a reason that names it, so that the report shows which variants ran.
+ISAS = [pytest.param(name, marks=pytest.mark.skipif(not available, reason=f"this CPU cannot run the {name} kernels"))
+        for name, available, _ in _core.isa_variants()]
 
 # Tolerances of `scaled_error`. float64: the kernels and the reference round differently
 # (blocked sums, FMA, polynomial activations) but both are ~1e-15 accurate, so 1e-10 leaves

@@ -16,13 +16,13 @@ from support import (CELL_IDS, CELLS, ISAS, Case, NativeRun, assert_close, make_
                      reference_run, result_dict, scaled_error)
 
 DTYPES = [np.float64, np.float32]
-# Vector widths are 4 and 8 (float64, float32 on avx2), panels twice that: every remainder
-# below 16, the exact widths, one past, and odd sizes spanning several panels.
-HIDDEN_SIZES = [*range(1, 18), 33, 40]
-INPUT_SIZES = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33, 40]
-# 1 and 2 take the dot-product recurrent path, 3+ the packed one in row tiles of 4 (portable)
-# and 6 (avx2): these leave every remainder of both, after zero, one or two whole tiles.
-BATCHES = [1, 2, 3, 4, 5, 6, 7, 11, 13]
+# Vector widths are 2 to 16 (portable float64 to avx512 float32), panels twice that: every
+# remainder below 33, the exact widths, one past, and odd sizes spanning several panels.
+HIDDEN_SIZES = [*range(1, 34), 40, 65]
+INPUT_SIZES = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 40]
+# 1 and 2 take the dot-product recurrent path, 3+ the packed one in row tiles of 4 (portable),
+# 6 (avx2) and 8 (avx512): these leave every remainder of each, after zero, one or two whole tiles.
+BATCHES = [1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 17]
 
 cells = pytest.mark.parametrize("mode, linear_before_reset", CELLS, ids=CELL_IDS)
 isas = pytest.mark.parametrize("isa", ISAS)

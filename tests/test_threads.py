@@ -325,19 +325,34 @@ STARTUP = "import fastrnn; print(fastrnn.get_num_threads(), fastrnn.kernel_isa()
 
 
 def test_environment_sets_defaults():
-    best = "avx2" if fastrnn._core.isa_available("avx2") else "portable"
+    best = fastrnn.available_isas()[0]
     assert run_python(STARTUP, FASTRNN_NUM_THREADS="1") == ["1", best, best]
     assert run_python(STARTUP, FASTRNN_NUM_THREADS="3", FASTRNN_ISA="portable") == ["3", "portable", "portable"]
     threads, isa, _ = run_python(STARTUP)
     assert int(threads) == fastrnn._threads.available_cpus() and isa == best
 
 
-@pytest.mark.parametrize("value", ["Portable", "avx512", ""])
-def test_environment_isa_not_portable_warns(value):
+@pytest.mark.parametrize("name", fastrnn.available_isas())
+def test_environment_selects_an_available_isa(name):
+    assert run_python(STARTUP, FASTRNN_ISA=name)[1:] == [name, name]
+
+
+def test_available_isas_are_the_runnable_variants_best_first():
+    variants = fastrnn._core.isa_variants()
+    assert fastrnn.available_isas() == [name for name, available, tests_only in variants if available and not tests_only]
+    assert fastrnn.available_isas()[-1] == "portable" and fastrnn.kernel_isa() == fastrnn.available_isas()[0]
+
+
+UNRUNNABLE = [name for name, available, tests_only in fastrnn._core.isa_variants() if not available and not tests_only]
+
+
+@pytest.mark.parametrize("value", ["Portable", "avx-512", "", "avx512-emulated", *UNRUNNABLE])
+def test_environment_isa_not_runnable_warns(value):
     code = "import fastrnn; print(fastrnn.kernel_isa())"
     completed = start_python(code, FASTRNN_ISA=value)
-    assert completed.stdout.split() == run_python(code)
-    assert f"RuntimeWarning: FASTRNN_ISA='{value}' ignored" in completed.stderr
+    assert completed.stdout.split() == [fastrnn.available_isas()[0]]
+    reason = "this CPU cannot run" if value in UNRUNNABLE else "expected one of 'avx512', 'avx2', 'portable'"
+    assert f"RuntimeWarning: FASTRNN_ISA='{value}' ignored ({reason}" in completed.stderr
 
 
 @pytest.mark.parametrize("text", ["abc", "0", "-3", "1.5", "5abc", "99999999999", ""])

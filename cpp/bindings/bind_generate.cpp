@@ -121,7 +121,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
     py::array_t<std::int64_t> ids(length);
     std::int64_t* out = ids.mutable_data();
     std::vector<T> logits(first_logits.data(), first_logits.data() + classes), sorted;
-    const KernelTable<T>& kernels = fastrnn::kernels<T>(best_isa());
+    const KernelTable<T>& kernels = fastrnn::kernels<T>(chosen_isa());
     std::vector<T> head_scratch(kernels.linear_scratch_size(classes, features));
     std::uint64_t rng = seed;
     {

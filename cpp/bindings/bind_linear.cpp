@@ -23,7 +23,7 @@ template <class T> T* gradient(const py::object& object, const char* name, const
 }
 
 template <class T> struct LinearCall {
-    const KernelTable<T>& kernels = fastrnn::kernels<T>(best_isa());
+    const KernelTable<T>& kernels = fastrnn::kernels<T>(chosen_isa());
     int threads;
     T* scratch;
 

@@ -75,18 +75,21 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "_set_poison", [](bool on) { poison_buffers = on; }, py::arg("on"),
         "Tests only: NaN-fill outputs and workspaces before every kernel call.");
-    m.def("kernel_isa", [] { return std::string(isa_name(best_isa())); },
-          "The instruction set of the kernels in use: 'avx2' or 'portable' (FASTRNN_ISA=portable forces the latter).");
-    m.def("isa_available", [](const std::string& isa) { return isa == "portable" || (isa == "avx2" && isa_available(Isa::avx2)); });
+    m.def("kernel_isa", [] { return std::string(chosen_isa().name); },
+          "The kernel variant in use: the best this CPU can run, or the one FASTRNN_ISA names.");
+    m.def("isa_variants", [] {
+        py::list variants;
+        for (int i = 0; i < isa_variant_count(); ++i) {
+            const IsaVariant& variant = isa_variants()[i];
+            variants.append(py::make_tuple(variant.name, variant.available(), variant.tests_only));
+        }
+        return variants;
+    }, "(name, available on this CPU, tests only) of every kernel variant this build has, best first.");
     m.def("activation_float32", &activation<float>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
     m.def("activation_float64", &activation<double>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
     m.def("matmul_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
     m.def("matmul_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
-    // A misspelt FASTRNN_ISA would otherwise leave the user believing the portable kernels run.
-    if (const char* ignored = ignored_isa_request()) {
-        const std::string message = std::string("FASTRNN_ISA='") + ignored +
-                                    "' ignored: its one value is 'portable' (forces the portable kernels); using " +
-                                    isa_name(best_isa());
-        if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) < 0) throw py::error_already_set();
-    }
+    // A misspelt FASTRNN_ISA would otherwise leave the user believing the variant they named runs.
+    if (const char* ignored = ignored_isa_request())
+        if (PyErr_WarnEx(PyExc_RuntimeWarning, ignored, 1) < 0) throw py::error_already_set();
 }

@@ -37,14 +37,16 @@ void check_shape(const py::array& array, const std::string& name, const std::vec
         throw py::value_error(name + ": expected shape " + shape_text(expected) + note + ", got " + shape_text(array));
 }
 
-Isa parse_isa(const std::string& name) {
-    if (name == "auto") return best_isa();
-    if (name == "portable") return Isa::portable;
-    if (name == "avx2") {
-        if (!isa_available(Isa::avx2)) throw py::value_error("isa: this CPU does not support avx2+fma");
-        return Isa::avx2;
+const IsaVariant& parse_isa(const std::string& name) {
+    if (name == "auto") return chosen_isa();
+    const IsaVariant* variant = find_isa(name.c_str());
+    if (!variant) {
+        std::string known = "'auto'";
+        for (int i = 0; i < isa_variant_count(); ++i) known += std::string(", '") + isa_variants()[i].name + "'";
+        throw py::value_error("isa: expected one of " + known + ", got '" + name + "'");
     }
-    throw py::value_error("isa: expected 'auto', 'portable' or 'avx2', got '" + name + "'");
+    if (!variant->available()) throw py::value_error("isa: this CPU cannot run the " + name + " kernels");
+    return *variant;
 }
 
 void swap_time_batch(void* destination, const void* source, Index first, Index second, Index features,

@@ -29,7 +29,8 @@ std::vector<Index> shape_of(const py::array& array);
 std::string shape_text(const std::vector<Index>& shape);
 std::string shape_text(const py::array& array);
 std::string type_text(const py::handle& object);
-Isa parse_isa(const std::string& name);
+// The kernel variant an `isa` argument names ("auto": the one in use), or ValueError.
+const IsaVariant& parse_isa(const std::string& name);
 // ValueError "<name>: expected shape (..)<note>, got (..)" unless `array` has shape `expected`.
 void check_shape(const py::array& array, const std::string& name, const std::vector<Index>& expected,
                  const std::string& note = "");
@@ -144,7 +145,7 @@ public:
     // weight rows are row_stride values apart (see ParamOffsets).
     py::list parameter_layout() const;
     Index parameter_count() const { return param_count(config_); }
-    std::string isa() const { return isa_name(kernels_->isa); }
+    std::string isa() const { return kernels_->isa; }
     // The flat parameter buffer `object` as a pointer, or TypeError/ValueError naming `name`.
     const T* flat_parameters(const py::object& object, const char* name, bool writeable) const;
     // Argument `name` (None, h, or for an LSTM a tuple or list (h, c)) unpacked and converted;

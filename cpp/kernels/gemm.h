@@ -7,19 +7,16 @@
 // are zero. Weights are packed once per forward/backward call, never per time step. Products
 // with only a row tile or two read whole panels of a row-major B in place instead.
 //
-// Included inside namespace fastrnn::<isa> after simd.h.
-
-#if defined(__AVX2__)
-constexpr int kTileRows = 6;       // 12 accumulators + 2 panel vectors + 1 broadcast
-#else
-constexpr int kTileRows = 4;       // 16 vector registers without FMA
-#endif
+// The tile's rows (kTileRows) and the L2 budget of a block of A (kRowBlockBytes) are the
+// instruction set's (isa_<name>.h).
+//
+// Included inside namespace fastrnn::<isa> after the instruction set's header.
 
 template <class T> constexpr int panel_width() { return 2 * Simd<T>::lanes; }
 template <class T> constexpr Index depth_block() { return 256; }
 // Rows of A kept in L2 while every panel of B passes through L1.
 template <class T> constexpr Index row_block() {
-    return (Index(128 * 1024) / (depth_block<T>() * Index(sizeof(T)))) / kTileRows * kTileRows;
+    return (kRowBlockBytes / (depth_block<T>() * Index(sizeof(T)))) / kTileRows * kTileRows;
 }
 
 template <class T> inline Index panel_count(Index columns) {
@@ -152,20 +149,14 @@ __attribute__((always_inline)) inline void micro_kernel(Index depth, const T* a,
 }
 
 // micro_kernel for a run-time row count 1..kTileRows.
-template <class T, ALayout Layout, int Vectors = 2>
+template <class T, ALayout Layout, int Vectors = 2, int Rows = kTileRows>
 inline void micro_tile(Index rows, Index depth, const T* a, Index a_stride, Panel<T> panel,
                        const ProductOutput<T>& target) {
-    switch (rows) {
-        case 1: micro_kernel<T, 1, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-        case 2: micro_kernel<T, 2, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-        case 3: micro_kernel<T, 3, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-        case 4: micro_kernel<T, 4, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-#if defined(__AVX2__)
-        case 5: micro_kernel<T, 5, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-        case 6: micro_kernel<T, 6, Layout, Vectors>(depth, a, a_stride, panel, target); break;
-#endif
-        default: break;
+    static_assert(Rows >= 1, "a tile has at least one row");
+    if constexpr (Rows > 1) {
+        if (rows < Rows) return micro_tile<T, Layout, Vectors, Rows - 1>(rows, depth, a, a_stride, panel, target);
     }
+    micro_kernel<T, Rows, Layout, Vectors>(depth, a, a_stride, panel, target);
 }
 
 // A scratch tile that starts from zero.

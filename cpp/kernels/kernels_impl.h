@@ -1,10 +1,9 @@
-// Every kernel's template source, compiled once per instruction set: kernels_portable.cpp and
-// kernels_avx2.cpp include this file inside their own namespace (fastrnn::portable,
-// fastrnn::avx2) after defining FASTRNN_KERNEL_ISA, so no inline code is shared between them.
-// Before that they include only <cstddef>, <cstdint>, <cstring>, <immintrin.h> (avx2),
+// Every kernel's template source, compiled once per instruction set: each kernels_<isa>.cpp
+// includes this file inside its own namespace (fastrnn::<isa>) after defining
+// FASTRNN_KERNEL_ISA and including its isa_<isa>.h, so no inline code is shared between them.
+// Before that they include only standard headers, <immintrin.h> (x86 instruction sets),
 // fastrnn/kernels.h and fastrnn/threads.h (plain data and out-of-line functions).
 
-#include "simd.h"
 #include "activations.h"
 #include "gemm.h"
 #include "tile.h"

@@ -1,72 +1,97 @@
-// The one dispatch point: which kernel variant runs, decided once per process from the CPU's
-// features and FASTRNN_ISA (set it to "portable" to force the portable variant).
+// The one dispatch point: the table of kernel variants this build has, what each needs from the
+// CPU, and which one runs, decided once per process from the CPU's features and FASTRNN_ISA.
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "fastrnn/kernels.h"
 
 namespace fastrnn {
-namespace portable {
-extern const KernelTable<float> table_f32;
-extern const KernelTable<double> table_f64;
-}  // namespace portable
-#if defined(FASTRNN_HAVE_AVX2)
-namespace avx2 {
-extern const KernelTable<float> table_f32;
-extern const KernelTable<double> table_f64;
-}  // namespace avx2
-#endif
 
-bool isa_available(Isa isa) {
-    switch (isa) {
-        case Isa::portable:
-            return true;
-        case Isa::avx2:
-#if defined(FASTRNN_HAVE_AVX2)
-            // libgcc's check includes the operating system's support for the AVX state.
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-            return false;
-#endif
+// Each variant's tables, defined in its kernels_<name>.cpp (built when CMake defines
+// FASTRNN_HAVE_<NAME>).
+#define FASTRNN_DECLARE_TABLES(space)             \
+    namespace space {                             \
+    extern const KernelTable<float> table_f32;    \
+    extern const KernelTable<double> table_f64;   \
     }
-    return false;
+FASTRNN_DECLARE_TABLES(portable)
+#if defined(FASTRNN_HAVE_AVX2)
+FASTRNN_DECLARE_TABLES(avx2)
+#endif
+#if defined(FASTRNN_HAVE_AVX512)
+FASTRNN_DECLARE_TABLES(avx512)
+FASTRNN_DECLARE_TABLES(avx512_emulated)
+#endif
+#undef FASTRNN_DECLARE_TABLES
+
+namespace {
+
+bool always() { return true; }
+
+// libgcc's checks include the operating system's support for the registers' state (XCR0).
+[[maybe_unused]] bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+[[maybe_unused]] bool has_avx512() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && has_avx2();
 }
 
-// FASTRNN_ISA has one value, "portable".
-static bool portable_requested() {
+const IsaVariant kVariants[] = {
+#if defined(FASTRNN_HAVE_AVX512)
+    {"avx512", &has_avx512, false, &avx512::table_f32, &avx512::table_f64},
+#endif
+#if defined(FASTRNN_HAVE_AVX2)
+    {"avx2", &has_avx2, false, &avx2::table_f32, &avx2::table_f64},
+#endif
+    {"portable", &always, false, &portable::table_f32, &portable::table_f64},
+#if defined(FASTRNN_HAVE_AVX512)
+    {"avx512-emulated", &has_avx2, true, &avx512_emulated::table_f32, &avx512_emulated::table_f64},
+#endif
+};
+
+struct Choice {
+    const IsaVariant* variant;
+    std::string ignored;   // why FASTRNN_ISA was not followed, empty if it was or is unset
+};
+
+Choice choose() {
+    const IsaVariant* best = nullptr;
+    for (const IsaVariant& variant : kVariants)
+        if (!best && !variant.tests_only && variant.available()) best = &variant;
     const char* requested = std::getenv("FASTRNN_ISA");
-    return requested && std::strcmp(requested, "portable") == 0;
+    if (!requested) return {best, ""};
+    const IsaVariant* named = find_isa(requested);
+    if (named && !named->tests_only && named->available()) return {named, ""};
+    std::string known;
+    for (const IsaVariant& variant : kVariants)
+        if (!variant.tests_only) known += std::string(known.empty() ? "'" : ", '") + variant.name + "'";
+    const std::string reason = !named || named->tests_only ? "expected one of " + known
+                                                           : "this CPU cannot run the " + std::string(requested) + " kernels";
+    return {best, "FASTRNN_ISA='" + std::string(requested) + "' ignored (" + reason + "); using " + best->name};
 }
 
-Isa best_isa() {
-    static const Isa chosen = [] {
-        if (portable_requested()) return Isa::portable;
-        return isa_available(Isa::avx2) ? Isa::avx2 : Isa::portable;
-    }();
+const Choice& choice() {
+    static const Choice chosen = choose();
     return chosen;
 }
 
-const char* ignored_isa_request() {
-    const char* requested = std::getenv("FASTRNN_ISA");
-    return requested && !portable_requested() ? requested : nullptr;
+}  // namespace
+
+const IsaVariant* isa_variants() { return kVariants; }
+
+int isa_variant_count() { return static_cast<int>(sizeof kVariants / sizeof kVariants[0]); }
+
+const IsaVariant* find_isa(const char* name) {
+    for (const IsaVariant& variant : kVariants)
+        if (std::strcmp(variant.name, name) == 0) return &variant;
+    return nullptr;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "portable"; }
+const IsaVariant& chosen_isa() { return *choice().variant; }
 
-template <> const KernelTable<float>& kernels<float>(Isa isa) {
-#if defined(FASTRNN_HAVE_AVX2)
-    if (isa == Isa::avx2) return avx2::table_f32;
-#endif
-    (void)isa;
-    return portable::table_f32;
-}
+const char* ignored_isa_request() { return choice().ignored.empty() ? nullptr : choice().ignored.c_str(); }
 
-template <> const KernelTable<double>& kernels<double>(Isa isa) {
-#if defined(FASTRNN_HAVE_AVX2)
-    if (isa == Isa::avx2) return avx2::table_f64;
-#endif
-    (void)isa;
-    return portable::table_f64;
-}
+template <> const KernelTable<float>& kernels<float>(const IsaVariant& variant) { return *variant.f32; }
+template <> const KernelTable<double>& kernels<double>(const IsaVariant& variant) { return *variant.f64; }
 
 }  // namespace fastrnn

@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include <immintrin.h>
 
@@ -10,7 +11,8 @@
 
 namespace fastrnn {
 namespace avx2 {
-#define FASTRNN_KERNEL_ISA Isa::avx2
+#define FASTRNN_KERNEL_ISA "avx2"
+#include "isa_avx2.h"
 #include "kernels_impl.h"
 }  // namespace avx2
 }  // namespace fastrnn

@@ -2,13 +2,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "fastrnn/kernels.h"
 #include "fastrnn/threads.h"
 
 namespace fastrnn {
 namespace portable {
-#define FASTRNN_KERNEL_ISA Isa::portable
+#define FASTRNN_KERNEL_ISA "portable"
+#include "isa_portable.h"
 #include "kernels_impl.h"
 }  // namespace portable
 }  // namespace fastrnn

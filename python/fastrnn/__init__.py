@@ -21,10 +21,16 @@ _threads.apply_defaults()
 
 
 def kernel_isa():
-    """'avx2' or 'portable': the kernel variant in use (FASTRNN_ISA=portable forces the latter)."""
+    """The kernel variant in use: the best this CPU can run ('avx512', 'avx2' or 'portable'), or
+    the one FASTRNN_ISA names."""
     return _core.kernel_isa()
 
 
+def available_isas():
+    """The kernel variants this CPU can run, best first; FASTRNN_ISA may name any of them."""
+    return [name for name, available, tests_only in _core.isa_variants() if available and not tests_only]
+
+
 __all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "OneHot", "ReLU",
-           "Sequential", "Tanh", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
+           "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
            "set_num_threads"]

@@ -18,9 +18,6 @@ using Index = std::ptrdiff_t;
 
 enum class CellKind : int { rnn, lstm, gru };
 
-// Instruction sets a kernel variant is compiled for.
-enum class Isa : int { portable = 0, avx2 = 1 };
-
 // Everything that fixes the shape of a stacked, possibly bidirectional recurrent layer.
 // Only plain data and out-of-line functions live in this header: it is shared by the
 // per-instruction-set kernel translation units, which must not share inline code.

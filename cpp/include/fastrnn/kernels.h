@@ -50,7 +50,7 @@ template <class T> struct BackwardArgs {
 
 // Entry points of one instruction-set variant for one floating-point type.
 template <class T> struct KernelTable {
-    Isa isa;
+    const char* isa;              // the variant's name
     // Threads worth using for a call of this shape, at most `available`.
     int (*useful_threads)(const StackConfig& config, Index steps, Index batch, int available);
     Index (*stored_size)(const StackConfig& config, Index steps, Index batch);
@@ -75,13 +75,28 @@ template <class T> struct KernelTable {
     void (*matmul)(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads);
 };
 
-// The variant for `isa` (which must be available), and the best available one unless the
-// environment variable FASTRNN_ISA=portable asks for the portable variant.
-template <class T> const KernelTable<T>& kernels(Isa isa);
-Isa best_isa();
-// FASTRNN_ISA's value when it is set to anything but "portable" (best_isa ignores it), else null.
+// The one table of kernel variants (dispatch.cpp): each instruction set this build has, best
+// first. Adding one touches that table, its isa_<name>.h, its kernels_<name>.cpp and CMake.
+struct IsaVariant {
+    const char* name;
+    bool (*available)();          // this CPU and operating system can run it
+    bool tests_only;              // runs another variant's code on other instructions: never chosen
+    const KernelTable<float>* f32;
+    const KernelTable<double>* f64;
+};
+
+// Every variant this build has, best first, and how many.
+const IsaVariant* isa_variants();
+int isa_variant_count();
+// The variant named `name`, or null if this build has none of that name.
+const IsaVariant* find_isa(const char* name);
+// The variant the kernels use: FASTRNN_ISA's when it names an available variant (not a tests-only
+// one), else the best available. Decided once per process.
+const IsaVariant& chosen_isa();
+// Why FASTRNN_ISA was not followed (unknown name, not available here), or null if it was or is
+// unset.
 const char* ignored_isa_request();
-bool isa_available(Isa isa);
-const char* isa_name(Isa isa);
+
+template <class T> const KernelTable<T>& kernels(const IsaVariant& variant);
 
 }  // namespace fastrnn
