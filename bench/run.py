@@ -1,11 +1,12 @@
 """fastrnn's benchmark: checks every case against the NumPy reference (and PyTorch, when it is
 installed) and stops if any check fails; then times fastrnn, PyTorch and the reference on the
 table in bench/cases.py, interleaved, median of several runs, all with the same thread count;
-prints ms, GFLOP/s, % of NumPy's SGEMM rate measured in the same run, speedup over PyTorch and
-PASS/FAIL against the targets, plus thread scaling and the peak memory of a training step;
-writes everything as JSON.
+prints ms, GFLOP/s, % of the machine's SGEMM rate (the roof, see timing.py), speedup over
+PyTorch and PASS/FAIL against the targets, plus thread scaling and the peak memory of a training
+step; writes everything as JSON. One table per kernel variant this CPU can run (each run in a
+process of its own with FASTRNN_ISA set, as a user would select it), or the one --isa names.
 
-    python bench/run.py [--threads 2] [--quick] [--cases SUBSTRING,...] [--json PATH]
+    python bench/run.py [--threads 2] [--quick] [--isa NAME] [--cases SUBSTRING,...] [--json PATH]
 
 PyTorch comes with the `bench` extra (pip install .[bench]); without it the torch column and
 the targets against it are left empty. Timings are indicative on a shared machine; the exit
@@ -21,6 +22,8 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     parser.add_argument("--quick", action="store_true", help="few repetitions, to smoke-test the harness")
+    parser.add_argument("--isa", default="all",
+                        help="the kernel variant to time (default: each one this CPU can run, best first)")
     parser.add_argument("--cases", default="",
                         help="comma-separated substrings: run only the rows whose name has one (case names in "
                              "bench/cases.py; 'threads' and 'memory' pick the thread-scaling and peak-memory rows)")
@@ -33,6 +36,8 @@ def parse_arguments():
 
 
 ARGUMENTS = parse_arguments()
+if ARGUMENTS.isa != "all":
+    os.environ["FASTRNN_ISA"] = ARGUMENTS.isa   # read when fastrnn is first imported
 # NumPy's BLAS reads its thread count from the environment when NumPy is first imported, so it
 # is set before any import below pulls NumPy in (threadpoolctl, if installed, enforces it too).
 for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
@@ -45,6 +50,7 @@ import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -65,7 +71,7 @@ SETTINGS = {  # rounds of interleaved measurements, seconds per measurement, ref
     False: {"rounds": 9, "min_seconds": 0.05, "reference_once_after": 0.5},
     True: {"rounds": 3, "min_seconds": 0.005, "reference_once_after": 0.1},
 }[ARGUMENTS.quick]
-SGEMM_PERCENT_TARGET = 80         # large LSTM fwd+bwd GFLOP/s, in % of NumPy's SGEMM GFLOP/s
+SGEMM_PERCENT_TARGET = 80         # large LSTM fwd+bwd GFLOP/s, in % of the SGEMM roof
 THREAD_SCALING_TARGET = 0.9       # speedup of N threads over 1, per thread (1.8x for 2)
 SCALING_NAME = f"{LARGE_LSTM.name}, 1 vs {ARGUMENTS.threads} threads"
 MEMORY_NAME = f"{LARGE_LSTM.name}, peak memory"
@@ -165,6 +171,7 @@ TABLE = [  # header, width (negative: left-aligned), cell of a row
     ("torch ms", 10, lambda row: number(row["ms"].get("torch"), 3)),
     ("ref ms", 10, reference_ms),
     ("GFLOP/s", 8, lambda row: number(row["gflops"]["fastrnn"], 1)),
+    ("%roof", 6, lambda row: number(row["percent_of_roof"], 0, "%")),
     ("%SGEMM", 7, lambda row: number(row["percent_of_sgemm"], 0, "%")),
     ("vs torch", 9, lambda row: number(row["speedup_vs_torch"], 2, "x")),
     ("target", 7, lambda row: number(row["target"]["target"], 1, "x")),
@@ -177,10 +184,11 @@ def table_line(cells):
                     for cell, (_, width, _) in zip(cells, TABLE))
 
 
-def print_table(rows, sgemm):
-    print(f"\nNumPy SGEMM 2048x2048 float32 (faster of before and after the cases): {sgemm:.1f} GFLOP/s. "
-          "ms: median per call (* one run); "
-          "GFLOP/s and %SGEMM are fastrnn's.")
+def print_table(rows, sgemm, roof, core):
+    print(f"\nNumPy SGEMM 2048x2048 float32, the faster of before and after the cases: roof {roof['gflops']:.1f} "
+          f"GFLOP/s (OpenBLAS's own choice of kernel, {roof['openblas_core'] or 'core unknown'}); "
+          f"{sgemm:.1f} GFLOP/s as this process's environment configures it ({core or 'core unknown'}). "
+          "ms: median per call (* one run); GFLOP/s, %roof and %SGEMM are fastrnn's.")
     header = table_line([name for name, _, _ in TABLE])
     print(header + "\n" + "-" * len(header))
     for row in rows:
@@ -194,8 +202,22 @@ def print_targets(targets):
               f"(target >= {target['target']:.2f}{target['unit']}) {result_text(target['passed'])}")
 
 
+def cpu_model():
+    """The CPU's model name and its vector instruction sets, as the operating system reports them."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            fields = {key.strip(): value.strip() for key, value in
+                      (line.split(":", 1) for line in file.read().split("\n\n")[0].splitlines() if ":" in line)}
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    vector = [flag for flag in ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq") if flag in flags]
+    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}; {' '.join(vector)})"
+
+
 def environment():
-    info = {"fastrnn": fastrnn.__version__, "kernel_isa": fastrnn.kernel_isa(), "threads": ARGUMENTS.threads,
+    info = {"fastrnn": fastrnn.__version__, "kernel_isa": fastrnn.kernel_isa(), "cpu": cpu_model(),
+            "available_isas": fastrnn.available_isas(), "threads": ARGUMENTS.threads,
             "numpy": np.__version__, "torch": models.torch.__version__ if models.torch is not None else None,
             "blas_threads_set_by": "threadpoolctl" if threadpoolctl else "OPENBLAS_NUM_THREADS/MKL_NUM_THREADS",
             "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -209,7 +231,7 @@ def environment():
 def measure_machine_targets(rows, with_scaling, with_memory, results):
     """Share of SGEMM, thread scaling and peak memory (each where selected); adds the scaling
     and memory measurements to results and returns the target records."""
-    targets = [target_record(f"{row['name']}: % of SGEMM rate", row["percent_of_sgemm"], SGEMM_PERCENT_TARGET, "%")
+    targets = [target_record(f"{row['name']}: % of the SGEMM roof", row["percent_of_roof"], SGEMM_PERCENT_TARGET, "%")
                for row in rows if row["name"] == LARGE_LSTM.name]
     if with_scaling:
         results["thread_scaling"] = time_thread_scaling()
@@ -224,7 +246,27 @@ def measure_machine_targets(rows, with_scaling, with_memory, results):
     return targets
 
 
+def run_each_isa():
+    """This script once per kernel variant this CPU can run, each in a process of its own; their
+    results gathered in one JSON file."""
+    results = {}
+    for isa in fastrnn.available_isas():
+        output = ARGUMENTS.json.with_name(f"{ARGUMENTS.json.stem}-{isa}.json")
+        argv = ["--threads", str(ARGUMENTS.threads), "--cases", ARGUMENTS.cases, "--isa", isa, "--json", str(output)]
+        print(f"\n=== kernel variant {isa} ===", flush=True)
+        if subprocess.run([sys.executable, __file__, *argv, *(["--quick"] if ARGUMENTS.quick else [])]).returncode != 0:
+            sys.exit(f"the run with --isa {isa} failed")
+        results[isa] = json.loads(output.read_text())
+    ARGUMENTS.json.parent.mkdir(parents=True, exist_ok=True)
+    ARGUMENTS.json.write_text(json.dumps(results, indent=2))
+    print(f"\nResults of every variant written to {ARGUMENTS.json}")
+
+
 def main():
+    if ARGUMENTS.isa == "all":
+        return run_each_isa()
+    if fastrnn.kernel_isa() != ARGUMENTS.isa:
+        sys.exit(f"--isa {ARGUMENTS.isa}: not a kernel variant this CPU can run; it can run {fastrnn.available_isas()}")
     patterns = [pattern.strip() for pattern in ARGUMENTS.cases.split(",") if pattern.strip()]
     selected = [case for case in CASES if matches(case.name, patterns)]
     with_scaling = ARGUMENTS.threads > 1 and matches(SCALING_NAME, patterns)
@@ -233,6 +275,7 @@ def main():
         sys.exit(f"no case matches {ARGUMENTS.cases!r}; cases: {[case.name for case in CASES]}")
     set_threads(ARGUMENTS.threads)
     info = environment()
+    print(f"CPU: {info['cpu']}")
     print(f"fastrnn {info['fastrnn']} ({info['kernel_isa']} kernels), torch {info['torch'] or 'not installed'}, "
           f"NumPy {info['numpy']}; {ARGUMENTS.threads} thread(s) each, NumPy's BLAS threads set by "
           f"{info['blas_threads_set_by']}{' (quick)' if ARGUMENTS.quick else ''}\n")
@@ -241,14 +284,18 @@ def main():
     results = {"environment": info, "checks": run_checks(checked)}
     rows = []
     if selected:
-        # The machine's SGEMM rate, before and after the cases: the faster of the two, so that a
-        # slow moment on a shared machine does not inflate the "% of SGEMM" column.
-        before = timing.sgemm_gflops(SETTINGS["rounds"])
+        # The machine's SGEMM rates, before and after the cases: the faster of the two, so that a
+        # slow moment on a shared machine does not inflate the "%" columns.
+        before = timing.sgemm_gflops(SETTINGS["rounds"]), timing.roof(SETTINGS["rounds"])
         rows = [time_case(case) for case in selected]
-        results["sgemm_gflops"] = sgemm = max(before, timing.sgemm_gflops(SETTINGS["rounds"]))
+        after = timing.sgemm_gflops(SETTINGS["rounds"]), timing.roof(SETTINGS["rounds"])
+        results["sgemm_gflops"] = sgemm = max(before[0], after[0])
+        results["roof"] = roof = max(before[1], after[1], key=lambda measured: measured["gflops"])
+        results["openblas_core"] = timing.openblas_core()
         for row in rows:
             row["percent_of_sgemm"] = 100 * row["gflops"]["fastrnn"] / sgemm
-        print_table(rows, sgemm)
+            row["percent_of_roof"] = 100 * row["gflops"]["fastrnn"] / roof["gflops"]
+        print_table(rows, sgemm, roof, results["openblas_core"])
     results["cases"] = rows
 
     machine_targets = measure_machine_targets(rows, with_scaling, with_memory, results)

@@ -1,11 +1,17 @@
 """Wall-clock timing for bench/run.py: callables timed interleaved (A, B, A, B, ...) so that
 load from other users of a shared machine hits every contender alike, reported as medians; and
-the machine's SGEMM rate (NumPy's float32 matmul), the yardstick for the "% of SGEMM" column.
+the machine's SGEMM rate (NumPy's float32 matmul), the yardstick for the "%" columns: as this
+process's environment configures OpenBLAS, and the roof, in a process where OpenBLAS picks its
+kernel for the CPU itself.
 """
 
 import functools
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -56,3 +62,29 @@ def sgemm_gflops(rounds, size=2048):
     multiply()
     median = statistics.median(seconds_of(multiply) for _ in range(rounds))
     return 2 * size**3 / median / 1e9
+
+
+# Variables that make OpenBLAS use other kernels than its best for this CPU (a machine's
+# environment may set OPENBLAS_CORETYPE=Haswell, hiding AVX-512 from it).
+OPENBLAS_KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def openblas_core():
+    """The core type whose kernels NumPy's OpenBLAS uses in this process (threadpoolctl), or None."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    cores = [pool.get("architecture") for pool in threadpoolctl.threadpool_info() if pool.get("internal_api") == "openblas"]
+    return cores[0] if cores else None
+
+
+def roof(rounds):
+    """{"gflops", "openblas_core"}: sgemm_gflops in a fresh process without the variables above,
+    with this process's thread counts."""
+    code = ("import json, sys; sys.path.insert(0, {bench!r}); import timing; "
+            "print(json.dumps({{'gflops': timing.sgemm_gflops({rounds}), 'openblas_core': timing.openblas_core()}}))")
+    env = {name: value for name, value in os.environ.items() if name not in OPENBLAS_KERNEL_VARIABLES}
+    completed = subprocess.run([sys.executable, "-c", code.format(bench=os.path.dirname(__file__), rounds=rounds)],
+                               env=env, capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout)

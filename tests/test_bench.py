@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+import fastrnn
+
 BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
 # Runs bench/run.py as `python bench/run.py` would, but with `import torch` failing.
 WITHOUT_TORCH = ("import runpy, sys; sys.modules['torch'] = None; sys.path.insert(0, {bench!r}); "
@@ -21,7 +23,7 @@ WITHOUT_TORCH = ("import runpy, sys; sys.modules['torch'] = None; sys.path.inser
 @pytest.mark.parametrize("hide_torch", [False, True], ids=["torch-as-installed", "without-torch"])
 def test_quick_run_writes_results(tmp_path, hide_torch):
     output = tmp_path / "results.json"
-    argv = [str(BENCH / "run.py"), "--quick", "--cases", "hihello", "--json", str(output)]
+    argv = [str(BENCH / "run.py"), "--quick", "--isa", fastrnn.kernel_isa(), "--cases", "hihello", "--json", str(output)]
     if hide_torch:
         command = [sys.executable, "-c", WITHOUT_TORCH.format(bench=str(BENCH), argv=argv, script=argv[0])]
     else:
@@ -30,17 +32,30 @@ def test_quick_run_writes_results(tmp_path, hide_torch):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
     results = json.loads(output.read_text())
-    assert {"environment", "checks", "sgemm_gflops", "cases", "targets"} <= results.keys()
-    assert results["sgemm_gflops"] > 0
+    assert {"environment", "checks", "sgemm_gflops", "roof", "cases", "targets"} <= results.keys()
+    assert results["sgemm_gflops"] > 0 and results["roof"]["gflops"] > 0
     assert results["checks"] and all(check["passed"] for check in results["checks"])
     (case,) = results["cases"]
     assert case["name"] == "hihello LSTM fwd+bwd"
-    assert {"ms", "gflops", "percent_of_sgemm", "speedup_vs_torch", "target", "measurements"} <= case.keys()
+    assert {"ms", "gflops", "percent_of_sgemm", "percent_of_roof", "speedup_vs_torch", "target",
+            "measurements"} <= case.keys()
     with_torch = not hide_torch and importlib.util.find_spec("torch") is not None
     assert set(case["ms"]) == {"fastrnn", "reference"} | ({"torch"} if with_torch else set())
     assert all(value > 0 for value in case["ms"].values())
     assert (case["speedup_vs_torch"] is not None) == with_torch
     assert (case["target"]["passed"] is not None) == with_torch
+
+
+def test_a_run_times_every_variant_this_cpu_can_run(tmp_path):
+    output = tmp_path / "results.json"
+    command = [sys.executable, str(BENCH / "run.py"), "--quick", "--cases", "hihello", "--json", str(output)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads(output.read_text())
+    assert list(results) == fastrnn.available_isas()
+    for isa, result in results.items():
+        assert result["environment"]["kernel_isa"] == isa
+        assert [case["name"] for case in result["cases"]] == ["hihello LSTM fwd+bwd"]
 
 
 def test_quick_load_run_writes_results(tmp_path):
