@@ -95,7 +95,7 @@ def with_config(edit):
      r"__config__: expected a text \(a 0-d unicode array\) .* got dtype object"),
     (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "no __config__ array"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(format="keras"))),
-     "expected format 'fastrnn.Sequential' version 1, got 'keras'"),
+     "expected format 'fastrnn.Sequential' version 1 or 2, got 'keras'"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][0].update({"class": "Conv1D"}))),
      "not a valid fastrnn model file .*Conv1D"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][2]["config"].update(units=3))),
@@ -110,7 +110,7 @@ def with_config(edit):
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array("[" * 100000)}),
      "not a valid fastrnn model file .*RecursionError"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(version=True))),
-     "expected format 'fastrnn.Sequential' version 1, got 'fastrnn.Sequential' version True"),
+     "expected format 'fastrnn.Sequential' version 1 or 2, got 'fastrnn.Sequential' version True"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.full((6, 10), 1e300)}),
      r"2.weight: 1e\+300 is too large for float32"),
 ])
@@ -255,7 +255,7 @@ def test_load_counts_the_arrays_of_a_planned_layer_as_the_layer_has_them(layer):
 def write_config(path, layers, vocabulary=None):
     """A model file holding only the configuration of `layers` (entries as get_config gives them),
     deflated as numpy.savez_compressed writes it."""
-    config = {"format": "fastrnn.Sequential", "version": 1, "layers": layers, "vocabulary": vocabulary}
+    config = {"format": "fastrnn.Sequential", "version": fastrnn.io.VERSION, "layers": layers, "vocabulary": vocabulary}
     with open(path, "wb") as file:
         np.savez_compressed(file, __config__=np.array(json.dumps(config)))
 
@@ -449,3 +449,34 @@ def test_torch_names_must_end_alike():
 def test_one_hot_models_need_no_keras_arrays_for_the_encoder():
     model = Sequential([OneHot(3), Dense(3, 2)])
     assert [a.shape for a in to_keras(model)] == [(3, 2), (2,)]
+
+
+def bidirectional_classifier():
+    return Sequential([GRU(2, 3, batch_first=True, bidirectional=True, dtype="float64", seed=0), LastStep(),
+                       Dense(6, 2, dtype="float64", seed=1)])
+
+
+def test_laststep_after_a_bidirectional_layer_keeps_its_meaning_through_save_and_load(tmp_path):
+    model = bidirectional_classifier()
+    assert model.layers[1].bidirectional is True
+    model.save(tmp_path / "model.npz")
+    loaded = fastrnn.load(tmp_path / "model.npz")
+    assert loaded.layers[1].bidirectional is True
+    x, lengths = np.random.default_rng(0).normal(size=(3, 4, 2)), np.array([4, 2, 1])
+    np.testing.assert_array_equal(loaded.predict(x, lengths), model.predict(x, lengths))
+
+
+def test_a_file_from_before_the_bidirectional_laststep_loads_with_its_plain_laststep(tmp_path):
+    # Version 1 files were trained with every feature taken at the last valid step.
+    model = bidirectional_classifier()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    rewrite_archive(path, with_config(lambda config: (config.update(version=1), config["layers"][1].update(config={}))))
+    loaded = fastrnn.load(path)
+    assert loaded.layers[1].bidirectional is False
+    x = np.random.default_rng(0).normal(size=(3, 4, 2))
+    plain = Sequential([GRU(2, 3, batch_first=True, bidirectional=True, dtype="float64"), LastStep(bidirectional=False),
+                        Dense(6, 2, dtype="float64")])
+    plain.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(loaded.predict(x), plain.predict(x))
+    assert not np.allclose(loaded.predict(x), model.predict(x))

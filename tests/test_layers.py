@@ -7,6 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+import fastrnn
 from fastrnn import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from finite_differences import check_gradient
 
@@ -309,3 +310,58 @@ def test_dropout_converts_other_real_inputs_to_float64(x):
 def test_dropout_rejects_non_numbers():
     with pytest.raises(TypeError, match="x: expected real numbers, got dtype <U1"):
         Dropout(0.5)(np.array(["a", "b"]))
+
+
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("lengths", [None, [4, 1, 3]], ids=["full", "lengths"])
+def test_laststep_on_a_bidirectional_output_is_torch_h_n(mode, num_layers, lengths):
+    """LastStep after a bidirectional layer: the forward direction at the last valid step, the
+    reverse direction at step 0, i.e. PyTorch's h_n of the top layer (both directions); the
+    gradients of a loss on it flow back as through torch's h_n."""
+    torch = pytest.importorskip("torch")
+    torch_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode, torch.nn.RNN)
+    ours_class = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU}.get(mode, fastrnn.RNN)
+    options = {"nonlinearity": mode[4:]} if mode.startswith("rnn_") else {}
+    sizes = dict(input_size=2, hidden_size=3, num_layers=num_layers, batch_first=True, bidirectional=True, **options)
+    torch.manual_seed(0)
+    module = torch_class(**sizes, dtype=torch.float64)
+    layer = ours_class(**sizes, dtype="float64")
+    layer.load_state_dict({name: value.numpy() for name, value in module.state_dict().items()})
+    rng = np.random.default_rng(0)
+    x, weights = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 6))
+
+    torch_x = torch.tensor(x, requires_grad=True)
+    inputs = torch_x if lengths is None else torch.nn.utils.rnn.pack_padded_sequence(
+        torch_x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    _, state = module(inputs)
+    h_n = (state[0] if mode == "lstm" else state)[-2:]             # the top layer's two directions
+    expected = torch.cat([h_n[0], h_n[1]], dim=1)
+    (expected * torch.from_numpy(weights)).sum().backward()
+
+    last_step = LastStep(bidirectional=True)
+    y, _ = layer(x, lengths=lengths)
+    output = last_step(y, lengths)
+    dx, _ = layer.backward(last_step.backward(weights))
+    actual = {"output": output, "dx": dx, **layer.grads}
+    wanted = {"output": expected.detach().numpy(), "dx": torch_x.grad.numpy(),
+              **{name: parameter.grad.numpy() for name, parameter in module.named_parameters()}}
+    for name, value in wanted.items():
+        np.testing.assert_allclose(actual[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_laststep_follows_the_layers_before_it_in_a_sequential():
+    bidirectional = fastrnn.LSTM(2, 3, batch_first=True, bidirectional=True)
+    assert fastrnn.Sequential([bidirectional, Tanh(), LastStep()]).layers[2].bidirectional is True
+    assert fastrnn.Sequential([fastrnn.LSTM(2, 3, batch_first=True), LastStep()]).layers[1].bidirectional is False
+    after_dense = fastrnn.Sequential([fastrnn.LSTM(2, 3, batch_first=True, bidirectional=True), Dense(6, 6), LastStep()])
+    assert after_dense.layers[2].bidirectional is False            # a Dense mixes the directions
+    plain = fastrnn.Sequential([fastrnn.GRU(2, 3, batch_first=True, bidirectional=True), LastStep(bidirectional=False)])
+    assert plain.layers[1].bidirectional is False                 # an explicit choice stays
+    y = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(LastStep()(y), y[:, 2])          # alone: the plain last step
+    np.testing.assert_array_equal(LastStep(bidirectional=True)(y), np.concatenate([y[:, 2, :2], y[:, 0, 2:]], axis=1))
+    with pytest.raises(ValueError, match=r"LastStep\(bidirectional=True\) expects an even number of features"):
+        LastStep(bidirectional=True)(np.ones((2, 3, 5)))
+    with pytest.raises(TypeError, match="bidirectional: expected True, False or None, got str"):
+        LastStep(bidirectional="yes")

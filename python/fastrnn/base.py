@@ -308,7 +308,8 @@ class Layer:
     zero_grad() first. A layer with parameters describes them in _parameter_layout() and ends
     its constructor with _create_parameters(). What a Sequential needs besides:
     `output_features`, `get_config`, and the class flags `recurrent` (forward(x, state,
-    lengths) -> (y, state_n), like RNN/LSTM/GRU) and `uses_lengths` (forward(x, lengths)).
+    lengths) -> (y, state_n), like RNN/LSTM/GRU), `uses_lengths` (forward(x, lengths)) and
+    `elementwise` (each output feature is a function of the same input feature alone).
     """
 
     _parameters = None
@@ -316,6 +317,7 @@ class Layer:
     dtype = None          # None: works in its input's dtype
     recurrent = False
     uses_lengths = False
+    elementwise = False
     _kept = None          # what the last training-mode forward keeps for backward
     _in_sequential = False   # set by the Sequential that holds the layer (and its parameters)
     _planned = False         # arguments checked, parameters not allocated yet (see _plan)

@@ -25,7 +25,10 @@ from .model import Sequential, checked_layers
 from .recurrent import GRU, LSTM, RNN
 
 FORMAT = "fastrnn.Sequential"
-VERSION = 1
+# 2: LastStep after a bidirectional layer takes the reverse half at step 0. Files of version 1
+# load with the plain LastStep they were trained with (every feature at the last valid step).
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG_KEY = "__config__"   # the archive member holding the JSON configuration
 # The configuration's largest size: 64 MiB of UTF-32 text, room for a million-word vocabulary.
 MAX_CONFIG_BYTES = 2**26
@@ -153,9 +156,9 @@ def _configuration(text_array):
         raise ValueError(f"{CONFIG_KEY}: expected a JSON object, got {reprlib.repr(config)}")
     version = config.get("version")
     # JSON's true equals 1 in Python, so the version must be an int and not a bool.
-    if config.get("format") != FORMAT or type(version) is not int or version != VERSION:
-        raise ValueError(f"expected format {FORMAT!r} version {VERSION}, got {reprlib.repr(config.get('format'))} "
-                         f"version {reprlib.repr(version)}")
+    if config.get("format") != FORMAT or type(version) is not int or version not in READABLE_VERSIONS:
+        raise ValueError(f"expected format {FORMAT!r} version {' or '.join(map(str, READABLE_VERSIONS))}, got "
+                         f"{reprlib.repr(config.get('format'))} version {reprlib.repr(version)}")
     layers = config.get("layers")
     if not isinstance(layers, list):
         raise ValueError(f"layers: expected a list, got {reprlib.repr(layers)}")
@@ -164,6 +167,8 @@ def _configuration(text_array):
                 and isinstance(entry.get("config"), dict)):
             raise ValueError(f"layers[{index}]: expected {{'class': one of {sorted(LAYER_CLASSES)}, 'config': "
                              f"{{arguments}}}}, got {reprlib.repr(entry)}")
+        if version == 1 and entry["class"] == "LastStep":
+            entry["config"] = {"bidirectional": False}
     vocabulary = config.get("vocabulary")
     if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(token, str)
                                                                           for token in vocabulary)):

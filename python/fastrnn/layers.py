@@ -160,6 +160,8 @@ class Dense(Layer):
 class ReLU(Layer):
     """max(x, 0) elementwise; real numbers other than float32 and float64 become float64."""
 
+    elementwise = True
+
     def forward(self, x):
         x = float_array(x, None, "x")
         self._keep(x > 0)
@@ -175,6 +177,8 @@ class ReLU(Layer):
 
 class Tanh(Layer):
     """tanh(x) elementwise; real numbers other than float32 and float64 become float64."""
+
+    elementwise = True
 
     def forward(self, x):
         y = np.tanh(float_array(x, None, "x"))
@@ -195,6 +199,8 @@ class Dropout(Layer):
     mode only (inverted dropout, like PyTorch); the identity in eval mode. Masks come from the
     layer's own generator, so a seed makes them reproducible. Real numbers other than float32
     and float64 (integers, float16, lists) are converted to float64."""
+
+    elementwise = True
 
     def __init__(self, p=0.5, seed=None):
         self.p = probability(p, "p")
@@ -221,10 +227,29 @@ class Dropout(Layer):
 
 
 class LastStep(Layer):
-    """(N, T, F) -> (N, F): each sequence's output at its last valid step (lengths - 1, or T - 1
-    without lengths), for many-to-one models."""
+    """(N, T, F) -> (N, F) for many-to-one models: each sequence's output at its last valid step
+    (lengths - 1, or T - 1 without lengths).
+
+    After a bidirectional layer, whose features are [forward direction, reverse direction], the
+    reverse half is taken at step 0 instead, where that direction has read the whole sequence:
+    what PyTorch's h_n and Keras' Bidirectional(return_sequences=False) give. bidirectional:
+    None (default) follows the layers before it in a Sequential (the last recurrent layer, through
+    elementwise ones) and means False elsewhere; True splits the features so; False takes every
+    feature at the last valid step, whatever came before.
+    """
 
     uses_lengths = True
+
+    def __init__(self, bidirectional=None):
+        if bidirectional is not None and not isinstance(bidirectional, (bool, np.bool_)):
+            raise TypeError(f"bidirectional: expected True, False or None, got {type(bidirectional).__name__}")
+        self.bidirectional = None if bidirectional is None else bool(bidirectional)
+
+    def follow(self, bidirectional):
+        """Inside a Sequential: takes the layers before's word for whether the features are two
+        directions, unless the constructor set it."""
+        if self.bidirectional is None:
+            self.bidirectional = bool(bidirectional)
 
     def forward(self, x, lengths=None):
         x = np.asarray(x)
@@ -232,18 +257,27 @@ class LastStep(Layer):
             raise ValueError(f"x: LastStep expects (batch, steps, features) with at least one step, "
                              f"got shape {x.shape}")
         batch, steps, features = x.shape
+        if self.bidirectional and features % 2:
+            raise ValueError(f"x: LastStep(bidirectional=True) expects an even number of features (the forward "
+                             f"and reverse directions' halves), got shape {x.shape}")
         _check_output_fits(x.shape, (batch, features), x.dtype)
         last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, x.shape) - 1
-        rows = np.arange(batch)
+        rows, half = np.arange(batch), self._reverse_half(features)
         self._keep(x.shape, rows, last)
-        return x[rows, last]
+        return np.concatenate([x[rows, last, :half], x[:, 0, half:]], axis=1)
 
     def backward(self, dy):
         shape, rows, last = self._take_kept()
         dy = output_gradient(dy, (shape[0], shape[2]), None)
         dx = np.zeros(shape, dtype=dy.dtype)
-        dx[rows, last] = dy
+        half = self._reverse_half(shape[2])
+        dx[rows, last, :half] = dy[:, :half]
+        dx[:, 0, half:] = dy[:, half:]
         return dx
 
+    def _reverse_half(self, features):
+        """Where the features taken at step 0 start: the reverse direction's half, or none."""
+        return features // 2 if self.bidirectional else features
+
     def get_config(self):
-        return {}
+        return {"bidirectional": self.bidirectional}

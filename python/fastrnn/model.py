@@ -446,6 +446,7 @@ def checked_layers(layers):
     `layers`, or TypeError/ValueError naming the layer: each a fastrnn layer, in no other
     model and used once, recurrent ones batch-first, all of one dtype, and each taking the
     features its predecessor gives (checked at construction rather than in the first batch).
+    A LastStep learns whether it follows a bidirectional layer.
     Only arguments are read, so load checks planned layers with it before allocating them."""
     layers = list(layers)
     if not layers:
@@ -469,11 +470,18 @@ def checked_layers(layers):
     if len(dtypes) > 1:
         raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
     features = None   # unknown: the data decides
+    directions = False   # whether the features are a bidirectional layer's two directions
+    last_steps = []
     for index, layer in enumerate(layers):
         try:
             features = layer.output_features(features)
         except ValueError as error:
             raise ValueError(f"layers[{index}]: {layer!r} {error}") from None
+        if isinstance(layer, LastStep):
+            last_steps.append((layer, directions))
+        directions = layer.bidirectional if layer.recurrent else directions and layer.elementwise
+    for layer, directions in last_steps:   # every check passed: a rejected model changes no layer
+        layer.follow(directions)
     return layers, np.dtype(dtypes[0] if dtypes else "float32"), features
 
 
