@@ -393,6 +393,30 @@ def test_keras_stacked_bidirectional_lstm_order():
     np.testing.assert_allclose(layer(x)[0], keras_bidirectional(keras_lstm, hidden, *second), rtol=1e-10)
 
 
+def keras_bidirectional_last(cell, x, forward_weights, backward_weights):
+    """Keras' Bidirectional(..., return_sequences=False): each direction's last output, the
+    backward layer's after reading the whole reversed sequence."""
+    return np.concatenate([cell(x, *forward_weights)[:, -1], cell(x[:, ::-1], *backward_weights)[:, -1]], axis=-1)
+
+
+@pytest.mark.parametrize("case", sorted(KERAS_CASES))
+def test_keras_bidirectional_many_to_one_import_matches_keras_formulas(case):
+    """A Keras Embedding -> Bidirectional(cell, return_sequences=False) -> Dense model, imported
+    into Embedding -> bidirectional layer -> LastStep -> Dense, predicts what Keras does."""
+    make_layer, cell, shapes = KERAS_CASES[case]
+    rng = np.random.default_rng(4)
+    embeddings, directions, dense = random_weights(rng, [(5, 3)]), [random_weights(rng, shapes) for _ in range(2)], \
+        random_weights(rng, [(8, 2), (2,)])
+    config = make_layer().get_config()
+    native = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[type(make_layer()).__name__]
+    recurrent = native(**{**config, "bidirectional": True})
+    model = Sequential([Embedding(5, 3, dtype="float64"), recurrent, LastStep(), Dense(8, 2, dtype="float64")])
+    from_keras(model, embeddings + directions[0] + directions[1] + dense)
+    x = rng.integers(0, 5, (3, 6))
+    expected = keras_bidirectional_last(cell, embeddings[0][x], *directions) @ dense[0] + dense[1]
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)
+
+
 def test_keras_errors():
     layer = LSTM(3, 4, batch_first=True)
     with pytest.raises(ValueError, match=r"weights: expected 3 arrays of shapes \[\(3, 16\), \(4, 16\), \(16,\)\], got 2"):
