@@ -95,10 +95,10 @@ def with_config(edit):
      r"__config__: expected a text \(a 0-d unicode array\) .* got dtype object"),
     (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "no __config__ array"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(format="keras"))),
-     "expected format 'fastrnn.Sequential' version 1 or 2, got 'keras'"),
-    (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][0].update({"class": "Conv1D"}))),
+     "expected format 'fastrnn' version 2 \\(or 'fastrnn.Sequential' version 1\\), got 'keras'"),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config["config"]["layers"][0].update({"class": "Conv1D"}))),
      "not a valid fastrnn model file .*Conv1D"),
-    (lambda path: rewrite_archive(path, with_config(lambda config: config["layers"][2]["config"].update(units=3))),
+    (lambda path: rewrite_archive(path, with_config(lambda config: config["config"]["layers"][2]["config"].update(units=3))),
      "unexpected keyword argument 'units'"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.zeros((2, 2))}),
      r"2.weight: expected shape \(6, 10\), got \(2, 2\)"),
@@ -110,7 +110,7 @@ def with_config(edit):
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array("[" * 100000)}),
      "not a valid fastrnn model file .*RecursionError"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(version=True))),
-     "expected format 'fastrnn.Sequential' version 1 or 2, got 'fastrnn.Sequential' version True"),
+     r"expected format 'fastrnn' version 2 \(or 'fastrnn.Sequential' version 1\), got 'fastrnn' version True"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.full((6, 10), 1e300)}),
      r"2.weight: 1e\+300 is too large for float32"),
 ])
@@ -130,7 +130,7 @@ def test_damaged_or_foreign_files_raise_value_error(saved, damage, match):
      r"LSTM\(input_size=3, hidden_size=1000000, num_layers=1\): .* would take .* GiB, more than this machine's"),
 ])
 def test_a_configuration_too_large_to_build_raises_value_error(saved, index, layer, match):
-    rewrite_archive(saved, with_config(lambda config: config["layers"].__setitem__(index, layer)))
+    rewrite_archive(saved, with_config(lambda config: config["config"]["layers"].__setitem__(index, layer)))
     with pytest.raises(ValueError, match=match):
         fastrnn.load(saved)
 
@@ -230,7 +230,7 @@ def test_a_code_point_beyond_unicode_raises_value_error(saved):
 def test_layers_whose_features_do_not_chain_are_refused_before_any_is_allocated(saved):
     # Every layer was built and initialised first: Dense(10, 5 * 10**7) in a 14 KB file peaked
     # at 5.7 GiB before the check refused it; here 10**6, 160 MB for a regression.
-    rewrite_archive(saved, with_config(lambda config: config["layers"][2]["config"].update(out_features=10**6)))
+    rewrite_archive(saved, with_config(lambda config: config["config"]["layers"][2]["config"].update(out_features=10**6)))
     assert refused_at_once(saved, r"layers\[5\]: RNN\(6, 3, .*\) expects input_size=6 features, got 1000000") < \
         AT_ONCE_BYTES
 
@@ -239,7 +239,7 @@ def test_more_parameters_than_the_file_has_arrays_are_refused_before_any_is_allo
     # Each of a stack's tensors was listed, allocated and initialised before the file's arrays
     # were looked at: about 10 s per 100,000 layers, which a few bytes of num_layers declare.
     # 10**4 here: seconds for a regression.
-    rewrite_archive(saved, with_config(lambda config: config["layers"][5]["config"].update(num_layers=10**4)))
+    rewrite_archive(saved, with_config(lambda config: config["config"]["layers"][5]["config"].update(num_layers=10**4)))
     assert refused_at_once(saved, "layers: their parameters are 40024 arrays, more than the file's 28") < \
         AT_ONCE_BYTES
 
@@ -249,13 +249,14 @@ def test_more_parameters_than_the_file_has_arrays_are_refused_before_any_is_allo
 def test_load_counts_the_arrays_of_a_planned_layer_as_the_layer_has_them(layer):
     planned = type(layer)._plan(layer.get_config())
     assert planned._parameters is None
-    assert fastrnn.io._array_count(planned) == len(layer.params)
+    assert fastrnn.model._array_count(planned) == len(layer.params)
 
 
 def write_config(path, layers, vocabulary=None):
     """A model file holding only the configuration of `layers` (entries as get_config gives them),
     deflated as numpy.savez_compressed writes it."""
-    config = {"format": "fastrnn.Sequential", "version": fastrnn.io.VERSION, "layers": layers, "vocabulary": vocabulary}
+    config = {"format": "fastrnn", "version": fastrnn.io.VERSION, "class": "fastrnn.model.Sequential",
+              "config": {"layers": layers, "vocabulary": vocabulary}}
     with open(path, "wb") as file:
         np.savez_compressed(file, __config__=np.array(json.dumps(config)))
 
@@ -490,12 +491,22 @@ def test_laststep_after_a_bidirectional_layer_keeps_its_meaning_through_save_and
     np.testing.assert_array_equal(loaded.predict(x, lengths), model.predict(x, lengths))
 
 
+def as_version_1(arrays):
+    """The configuration of a saved Sequential as version 1 files held it, their LastStep without
+    arguments."""
+    config = json.loads(str(arrays["__config__"]))["config"]
+    for entry in config["layers"]:
+        if entry["class"] == "LastStep":
+            entry["config"] = {}
+    return {"format": "fastrnn.Sequential", "version": 1, **config}
+
+
 def test_a_file_from_before_the_bidirectional_laststep_loads_with_its_plain_laststep(tmp_path):
     # Version 1 files were trained with every feature taken at the last valid step.
     model = bidirectional_classifier()
     path = tmp_path / "model.npz"
     model.save(path)
-    rewrite_archive(path, with_config(lambda config: (config.update(version=1), config["layers"][1].update(config={}))))
+    rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array(json.dumps(as_version_1(arrays)))})
     loaded = fastrnn.load(path)
     assert loaded.layers[1].bidirectional is False
     x = np.random.default_rng(0).normal(size=(3, 4, 2))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import fastrnn
 from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, Sequential, Tanh, _core, losses, optim
 from fastrnn.data import Vocabulary, sequence_batches
-from fastrnn.model import sample
+from fastrnn.generation import sample
 from finite_differences import check_gradient
 from support import HUGE, huge_view
 
@@ -304,7 +304,7 @@ def test_native_generation_samples_the_tempered_softmax_within_top_k():
     model = char_model()
     model.layers[-1].params["weight"] = np.zeros((4, 6))
     model.layers[-1].params["bias"] = np.log(probabilities)
-    assert model._native_generation_layers() is not None
+    assert fastrnn.generation._native_generation_layers(model) is not None
 
     def frequencies(count, **options):
         return np.bincount(model.generate(np.array([0]), count, **options), minlength=4) / count
@@ -319,7 +319,7 @@ def test_native_and_python_generation_agree_greedily(monkeypatch):
     model = char_model(dtype="float32", seed=3)
     prime = np.array([2, 0, 1])
     native = model.generate(prime, 20, temperature=0)
-    monkeypatch.setattr(model, "_native_generation_layers", lambda: None)
+    monkeypatch.setattr(fastrnn.generation, "_native_generation_layers", lambda model: None)
     np.testing.assert_array_equal(model.generate(prime, 20, temperature=0), native)
 
 
@@ -419,9 +419,9 @@ def test_the_vocabulary_has_one_token_per_input_id():
     (lambda: [Dense(2, 3), OneHot(3)], ValueError, r"layers\[1\]: .* takes integer ids, so it must be the first layer"),
     (lambda: [OneHot(5, dtype="float64"), LSTM(5, 5, batch_first=True)], ValueError,
      r"layers: expected one dtype for all layers, got \['float32', 'float64'\]"),
-    (lambda: ["lstm"], TypeError, r"layers\[0\]: expected a fastrnn layer \(not a Sequential: list its layers\), "
+    (lambda: ["lstm"], TypeError, r"layers\[0\]: expected a fastrnn layer \(not a model: list its layers\), "
                                   "got str"),
-    (lambda: [Sequential([OneHot(3)])], TypeError, r"layers\[0\]: expected a fastrnn layer \(not a Sequential"),
+    (lambda: [Sequential([OneHot(3)])], TypeError, r"layers\[0\]: expected a fastrnn layer \(not a model"),
     (lambda: [Dense(3, 3)] * 2, ValueError, r"layers\[1\]: Dense\(.*\) appears twice"),
     (lambda: [], ValueError, "layers: expected at least one layer"),
 ])
@@ -438,7 +438,7 @@ def test_a_layer_belongs_to_one_sequential():
     lstm = LSTM(2, 3, batch_first=True, seed=0)
     model = Sequential([lstm, Dense(3, 1, seed=0)]).compile(optim.SGD(lr=0.5), "mse")
     with pytest.raises(ValueError, match=r"layers\[0\]: LSTM\(2, 3, batch_first=True\) already belongs to another "
-                                         "Sequential"):
+                                         "model"):
         Sequential([lstm, Dense(3, 2)])
     before = lstm.state_dict()
     model.fit(x, y, epochs=5, verbose=0)

@@ -1,11 +1,12 @@
 """End-to-end parity: a few steps of plain SGD on a small sequence task, once with the NumPy
 reference and once with the native kernels through the layer API, from the same initial
-weights: the loss sequences agree.
+weights: the loss sequences agree. And the training loop on a model of one's own.
 """
 
 import numpy as np
 import pytest
 
+import fastrnn
 from fastrnn import reference
 from support import CELL_IDS, CELLS, make_layer, record
 
@@ -66,3 +67,122 @@ def test_sgd_losses_match_reference(mode, linear_before_reset):
     record(f"SGD losses {mode}{'' if linear_before_reset else '_reset_first'} vs reference", error)
     assert error <= 1e-9, (actual, expected)
     assert expected[-1] < 0.9 * expected[0]   # it learns: the comparison is not of a flat line
+
+
+# ---------------------------------------------------------------------------------------------
+# A model of one's own: fastrnn.Model gives a subclass fit, evaluate, predict, save and load
+# ---------------------------------------------------------------------------------------------
+
+
+class TwoEndsClassifier(fastrnn.Model):
+    """The course's bidirectional many-to-one classifier, written by hand: the forward direction's
+    output at each sequence's last valid step and the reverse direction's at step 0, each
+    projected, summed, and projected to the classes."""
+
+    def __init__(self, features, hidden, classes, seed=0):
+        self.hidden = hidden
+        self.arguments = {"features": features, "hidden": hidden, "classes": classes, "seed": seed}
+        super().__init__({
+            "rnn": fastrnn.GRU(features, hidden, batch_first=True, bidirectional=True, dtype="float64", seed=seed),
+            "forward_head": fastrnn.Dense(hidden, 8, dtype="float64", seed=seed + 1),
+            "reverse_head": fastrnn.Dense(hidden, 8, dtype="float64", seed=seed + 2),
+            "classify": fastrnn.Dense(8, classes, dtype="float64", seed=seed + 3),
+        }, seed=seed)
+
+    def forward(self, x, lengths=None, targets=None):
+        y, _ = self.rnn(x, lengths=lengths)
+        last = np.full(len(x), x.shape[1]) if lengths is None else lengths
+        rows = np.arange(len(x))
+        self._steps = (y.shape, rows, last - 1)
+        summed = self.forward_head(y[rows, last - 1, :self.hidden]) + self.reverse_head(y[:, 0, self.hidden:])
+        return self.classify(summed)
+
+    def backward(self, doutput):
+        shape, rows, last = self._steps
+        dsummed = self.classify.backward(doutput)
+        dy = np.zeros(shape)
+        dy[rows, last, :self.hidden] = self.forward_head.backward(dsummed)
+        dy[:, 0, self.hidden:] += self.reverse_head.backward(dsummed)
+        self.rnn.backward(dy, input_grad=False, state_grad=False)
+
+    def get_config(self):
+        return self.arguments
+
+
+def two_ends_task(count, seed):
+    """Noise sequences of 3-7 steps whose class is the signs of their first and last inputs."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, 7, 2))
+    lengths = rng.integers(3, 8, count)
+    labels = (x[:, 0, 0] > 0) + 2 * (x[np.arange(count), lengths - 1, 1] > 0)
+    return x, labels, lengths
+
+
+def test_a_model_subclass_trains_with_fit_and_round_trips_through_save_and_load(tmp_path):
+    x, labels, lengths = two_ends_task(512, seed=0)
+    model = TwoEndsClassifier(2, 12, 4).compile(fastrnn.optim.Adam(lr=0.02), "cross_entropy")
+    assert list(model.params)[:2] == ["rnn.weight_ih_l0", "rnn.weight_hh_l0"]
+    assert model.rnn is model.layers[0]
+    [(values, _)] = model.parameter_buffers()   # one flat buffer that every layer's parameters view
+    assert np.shares_memory(values, model.classify.params["weight"])
+
+    history = model.fit(x, labels, lengths=lengths, epochs=15, batch_size=32, verbose=0)
+    test_x, test_labels, test_lengths = two_ends_task(256, seed=1)
+    accuracy = model.evaluate(test_x, test_labels, lengths=test_lengths)["accuracy"]
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert accuracy > 0.9   # both ends are read: one end alone gives at most 0.5
+
+    path = tmp_path / "classifier.npz"
+    model.save(path)
+    loaded = fastrnn.load(path)
+    assert type(loaded) is TwoEndsClassifier and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(test_x, lengths=test_lengths),
+                                  model.predict(test_x, lengths=test_lengths))
+
+
+def test_a_model_subclass_backward_matches_finite_differences():
+    model = TwoEndsClassifier(2, 3, 4)
+    x, labels, lengths = two_ends_task(5, seed=2)
+    weights = np.random.default_rng(3).normal(size=(5, 4))
+
+    def loss():
+        return float(np.sum(model.forward(x, lengths) * weights))
+
+    loss()
+    model.zero_grad()
+    model.backward(weights)
+    analytic = model.grads["rnn.weight_hh_l0_reverse"].copy()
+    parameter = model.params["rnn.weight_hh_l0_reverse"]
+    numeric = np.zeros_like(analytic)
+    for index in np.ndindex(parameter.shape):
+        saved = parameter[index]
+        parameter[index] = saved + 1e-6
+        up = loss()
+        parameter[index] = saved - 1e-6
+        numeric[index] = (up - loss()) / 2e-6
+        parameter[index] = saved
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_loading_a_model_whose_class_this_program_does_not_define_names_the_class(tmp_path):
+    path = tmp_path / "model.npz"
+    TwoEndsClassifier(2, 3, 4).save(path)
+    name = fastrnn.training.model_class_name(TwoEndsClassifier)
+    del fastrnn.base.MODEL_CLASSES[name]
+    try:
+        with pytest.raises(ValueError, match=f"class: '{name}' is not a model class defined in this program; import "
+                                             "the module that defines it"):
+            fastrnn.load(path)
+    finally:
+        fastrnn.base.MODEL_CLASSES[name] = TwoEndsClassifier
+
+
+def test_a_model_subclass_must_define_the_protocol():
+    class Incomplete(fastrnn.Model):
+        pass
+
+    model = Incomplete([fastrnn.Dense(2, 2)]).compile("sgd", "mse")
+    with pytest.raises(NotImplementedError, match=r"Incomplete must define forward\(x, lengths=None, targets=None\)"):
+        model.fit(np.zeros((2, 2)), np.zeros((2, 2)), verbose=0)
+    with pytest.raises(NotImplementedError, match=r"Incomplete must define get_config\(\)"):
+        model.save("unused.npz")

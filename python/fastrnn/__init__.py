@@ -11,8 +11,9 @@ from ._threads import get_num_threads, set_num_threads
 from .base import Layer
 from .io import load
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
-from .model import History, Sequential
+from .model import Sequential
 from .recurrent import GRU, LSTM, RNN
+from .training import History, Model
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,6 @@ def available_isas():
     return [name for name, available, tests_only in _core.isa_variants() if available and not tests_only]
 
 
-__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "OneHot", "ReLU",
+__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "Model", "OneHot", "ReLU",
            "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
            "set_num_threads"]

@@ -13,6 +13,9 @@ import numpy as np
 from . import _core
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Every model class (subclasses of training.Model) by the name a saved file gives it: load builds
+# only classes defined in this process, and never imports anything a file names.
+MODEL_CLASSES = {}
 
 
 def float_dtype(dtype):
@@ -319,7 +322,7 @@ class Layer:
     uses_lengths = False
     elementwise = False
     _kept = None          # what the last training-mode forward keeps for backward
-    _in_sequential = False   # set by the Sequential that holds the layer (and its parameters)
+    _in_model = False        # set by the model that holds the layer (and its parameters)
     _planned = False         # arguments checked, parameters not allocated yet (see _plan)
 
     @classmethod
@@ -336,6 +339,11 @@ class Layer:
         """(layout, size) of the layer's parameters as Parameters takes them, from its checked
         arguments; None for a layer without parameters."""
         return None
+
+    def _parameter_size(self):
+        """The length of the layer's parameter buffer, from its arguments (0 without parameters)."""
+        plan = self._parameter_layout()
+        return 0 if plan is None else Parameters.layout_and_size(*plan)[1]
 
     def _build(self):
         """Allocates the parameters _parameter_layout() describes (zeros); a planned layer is

@@ -1,9 +1,11 @@
 """Saving and loading models, and copying weights from and to Keras and PyTorch.
 
-A saved model is one .npz file: the architecture as JSON (the layers' get_config() and the
-vocabulary) plus one array per parameter. load reads a file it does not trust: the
-configuration first (its size bounded), checked whole (classes, arguments, feature sizes,
-memory) before any layer is allocated; then each parameter's .npy header, checked against the
+A saved model is one .npz file: the model's class and configuration (its get_config()) as JSON,
+plus one array per parameter. load builds only model classes defined in the running program
+(fastrnn's own, and subclasses of fastrnn.Model the program has imported): a file never makes
+it import anything. It reads a file it does not trust: the configuration first (its size
+bounded); the model class checks it whole (a Sequential: classes, arguments, feature sizes,
+memory) before anything is allocated; then each parameter's .npy header is checked against the
 parameter before its data is decompressed. Keras weight lists are in `layer.get_weights()`
 order; PyTorch state_dicts are matched by position.
 """
@@ -18,22 +20,19 @@ import zlib
 
 import numpy as np
 
-from .base import Parameters, check_names, check_parameter, check_parameter_memory
-from .data import Vocabulary
-from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
-from .model import Sequential, checked_layers
-from .recurrent import GRU, LSTM, RNN
+from .base import MODEL_CLASSES, check_names, check_parameter
+from .layers import Dense, Embedding
+from .recurrent import GRU
 
-FORMAT = "fastrnn.Sequential"
-# 2: LastStep after a bidirectional layer takes the reverse half at step 0. Files of version 1
-# load with the plain LastStep they were trained with (every feature at the last valid step).
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT, VERSION = "fastrnn", 2
+# Files before version 2 held only Sequentials, as {"format": "fastrnn.Sequential", "version": 1,
+# "layers": [...], "vocabulary": ...}; their LastStep took every feature at the last valid step.
+SEQUENTIAL_V1 = "fastrnn.Sequential"
+SEQUENTIAL_CLASS = "fastrnn.model.Sequential"
 CONFIG_KEY = "__config__"   # the archive member holding the JSON configuration
 # The configuration's largest size: 64 MiB of UTF-32 text, room for a million-word vocabulary.
 MAX_CONFIG_BYTES = 2**26
 READ_CHUNK = 2**20   # bytes decompressed at a time: reading an array costs its size, not twice it
-LAYER_CLASSES = {cls.__name__: cls for cls in (Embedding, OneHot, Dense, ReLU, Tanh, Dropout, LastStep, RNN, LSTM, GRU)}
 # What a damaged or crafted file raises on its way through zipfile, zlib, NumPy's .npy header
 # parser and json: BadZipFile; zlib.error and EOFError (corrupt or truncated data); OSError (an
 # offset before the file's start); RuntimeError (an encrypted member, an unsupported zip feature,
@@ -48,26 +47,25 @@ FILE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, 
 
 
 def save(model, path):
-    """Writes a Sequential to `path` (replacing it only once the new file is complete)."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected a fastrnn.Sequential, got {type(model).__name__}")
-    for index, layer in enumerate(model.layers):
-        if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
-            raise ValueError(f"model.layers[{index}]: {type(layer).__name__} is not a fastrnn layer, so load() "
-                             "could not rebuild it")
-    config = {"format": FORMAT, "version": VERSION, **model.get_config(),
-              "vocabulary": None if model.vocabulary is None else model.vocabulary.tokens}
+    """Writes a model (a fastrnn.Model: Sequential, Seq2Seq or a subclass of yours) to `path`,
+    replacing it only once the new file is complete."""
+    name = _class_name(model)
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise TypeError(f"model: expected a fastrnn.Model (Sequential, Seq2Seq or a subclass), got {type(model).__name__}")
+    config = {"format": FORMAT, "version": VERSION, "class": name, "config": model.get_config()}
+    text = json.dumps(config)   # before the file is opened: a configuration JSON cannot hold leaves no file
     temporary = f"{os.fspath(path)}.partial"
     with open(temporary, "wb") as file:
-        np.savez(file, **{CONFIG_KEY: np.array(json.dumps(config))}, **model.state_dict())
+        np.savez(file, **{CONFIG_KEY: np.array(text)}, **model.state_dict())
     os.replace(temporary, path)
 
 
 def load(path):
-    """The Sequential saved at `path` (in training mode, not compiled). Anything wrong with the
-    file raises ValueError naming it (a missing file raises FileNotFoundError, as open does).
-    The file is checked before it costs anything: its configuration before any layer is
-    allocated, each parameter's array before its data is decompressed."""
+    """The model saved at `path` (in training mode, not compiled). Its class must be defined in
+    the running program: for a model class of your own, import its module first. Anything
+    wrong with the file raises ValueError naming it (a missing file raises FileNotFoundError,
+    as open does). The file is checked before it costs anything: its configuration before any
+    layer is allocated, each parameter's array before its data is decompressed."""
     with open(path, "rb") as file:
         try:
             with zipfile.ZipFile(file) as archive:
@@ -78,24 +76,24 @@ def load(path):
             raise ValueError(f"{path}: not a valid fastrnn model file ({type(error).__name__}: {error})") from error
 
 
+def _class_name(model):
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _read_model(archive):
     """The model in an open .npz archive; a problem raises one of FILE_ERRORS."""
     members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}   # numpy.savez's names
     if CONFIG_KEY not in members:
         raise ValueError(f"no {CONFIG_KEY} array, so not a saved fastrnn model")
-    entries, vocabulary = _configuration(_read_array(archive, members.pop(CONFIG_KEY), CONFIG_KEY,
-                                                     _check_config_header))
-    layers = [_plan_layer(index, entry) for index, entry in enumerate(entries)]
-    # Before anything is allocated: the file holds one array per parameter, so more parameters
-    # than arrays cannot load (and listing them could cost more than the file: num_layers=10**7).
-    arrays = sum(_array_count(layer) for layer in layers)
-    if arrays > len(members):
-        raise ValueError(f"layers: their parameters are {arrays} arrays, more than the file's {len(members)}")
-    layers, dtype, _ = checked_layers(layers)
-    check_parameter_memory(sum(map(_parameter_size, layers)), dtype, f"Sequential of {len(layers)} layers")
-    for layer in layers:
-        layer._build()   # zeros: every parameter is read from the file below, none is initialised
-    model = Sequential(layers, vocabulary=None if vocabulary is None else Vocabulary(vocabulary))
+    name, config = _configuration(_read_array(archive, members.pop(CONFIG_KEY), CONFIG_KEY, _check_config_header))
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"class: {name!r} is not a model class defined in this program; import the module that "
+                         "defines it before fastrnn.load")
+    try:
+        model = MODEL_CLASSES[name].from_config(config, arrays=len(members))
+    except TypeError as error:   # arguments the constructor does not take
+        raise ValueError(f"config: {name}: {error}") from None
     shapes = {name: view.shape for name, view in model.params.items()}
     check_names(shapes, members, "arrays")
     for name, shape in shapes.items():
@@ -145,8 +143,8 @@ def _parameter_header_check(name, expected_shape):
 
 
 def _configuration(text_array):
-    """(layer entries {"class": ..., "config": {...}}, vocabulary tokens or None) from the
-    configuration's 0-d unicode array, checked for the structure load relies on."""
+    """(model class name, its configuration) from the configuration's 0-d unicode array, checked
+    for the structure load relies on; a version-1 Sequential file becomes its version-2 form."""
     codes = text_array.reshape(1).view(text_array.dtype.byteorder + "u4")
     if codes.size and codes.max() > sys.maxunicode:   # a Python str cannot hold it (json raised SystemError)
         raise ValueError(f"{CONFIG_KEY}: code point U+{int(codes.max()):X} is beyond Unicode's last, "
@@ -154,49 +152,20 @@ def _configuration(text_array):
     config = json.loads(str(text_array[()]))
     if not isinstance(config, dict):
         raise ValueError(f"{CONFIG_KEY}: expected a JSON object, got {reprlib.repr(config)}")
-    version = config.get("version")
     # JSON's true equals 1 in Python, so the version must be an int and not a bool.
-    if config.get("format") != FORMAT or type(version) is not int or version not in READABLE_VERSIONS:
-        raise ValueError(f"expected format {FORMAT!r} version {' or '.join(map(str, READABLE_VERSIONS))}, got "
-                         f"{reprlib.repr(config.get('format'))} version {reprlib.repr(version)}")
-    layers = config.get("layers")
-    if not isinstance(layers, list):
-        raise ValueError(f"layers: expected a list, got {reprlib.repr(layers)}")
-    for index, entry in enumerate(layers):
-        if not (isinstance(entry, dict) and isinstance(entry.get("class"), str) and entry["class"] in LAYER_CLASSES
-                and isinstance(entry.get("config"), dict)):
-            raise ValueError(f"layers[{index}]: expected {{'class': one of {sorted(LAYER_CLASSES)}, 'config': "
-                             f"{{arguments}}}}, got {reprlib.repr(entry)}")
-        if version == 1 and entry["class"] == "LastStep":
-            entry["config"] = {"bidirectional": False}
-    vocabulary = config.get("vocabulary")
-    if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(token, str)
-                                                                          for token in vocabulary)):
-        raise ValueError(f"vocabulary: expected null or a list of strings, got {reprlib.repr(vocabulary)}")
-    return layers, vocabulary
-
-
-def _plan_layer(index, entry):
-    """The planned layer (arguments checked, nothing allocated) of a configuration entry."""
-    try:
-        return LAYER_CLASSES[entry["class"]]._plan(entry["config"])
-    except (TypeError, ValueError) as error:   # the constructors' argument errors
-        raise ValueError(f"layers[{index}]: {entry['class']}: {error}") from None
-
-
-def _array_count(layer):
-    """How many arrays a planned layer's parameters take in the file, counted without listing
-    them: a recurrent stack's list is as long as its num_layers."""
-    if layer.recurrent:   # weight_ih, weight_hh[, bias_ih, bias_hh] per layer and direction
-        return layer.num_layers * (2 if layer.bidirectional else 1) * (4 if layer.bias else 2)
-    plan = layer._parameter_layout()
-    return 0 if plan is None else len(plan[0])
-
-
-def _parameter_size(layer):
-    """The length of a planned layer's parameter buffer (0 without parameters)."""
-    plan = layer._parameter_layout()
-    return 0 if plan is None else Parameters.layout_and_size(*plan)[1]
+    form, version = config.get("format"), config.get("version")
+    if form == SEQUENTIAL_V1 and type(version) is int and version == 1:
+        layers = config.get("layers")
+        for entry in layers if isinstance(layers, list) else []:
+            if isinstance(entry, dict) and entry.get("class") == "LastStep":
+                entry["config"] = {"bidirectional": False}   # the plain LastStep the file was trained with
+        return SEQUENTIAL_CLASS, {key: config.get(key) for key in ("layers", "vocabulary")}
+    if form != FORMAT or type(version) is not int or version != VERSION:
+        raise ValueError(f"expected format {FORMAT!r} version {VERSION} (or {SEQUENTIAL_V1!r} version 1), got "
+                         f"{reprlib.repr(form)} version {reprlib.repr(version)}")
+    if not isinstance(config.get("class"), str) or not isinstance(config.get("config"), dict):
+        raise ValueError(f"expected a 'class' name and a 'config' object, got {reprlib.repr(config)}")
+    return config["class"], config["config"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +208,7 @@ def from_keras(target, weights):
 
 
 def _layers_with_parameters(target):
-    layers = target.layers if isinstance(target, Sequential) else [target]
+    layers = target.layers if type(target) in MODEL_CLASSES.values() else [target]   # a model, or one layer
     return [layer for layer in layers if layer.params]
 
 
