@@ -1,7 +1,7 @@
 """Smoke tests of the benchmark harnesses: `bench/run.py --quick --cases hihello` exits 0 and
 writes JSON with the expected keys, with PyTorch as installed and with PyTorch hidden (the
 harness must work without it, leaving the torch column empty); `bench/load.py --quick` on the
-smallest case and demo does too.
+smallest case and demo does too, and `bench/cells.py` checks and times every cell case.
 """
 
 import importlib.util
@@ -72,3 +72,15 @@ def test_quick_load_run_writes_results(tmp_path):
             assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
     assert set(results["side_by_side"]) == {"hihello"}
     assert results["worst_ratio_under_load"] == max(row["ratio"] for row in results["under_load"].values())
+
+
+def test_cells_benchmark_checks_and_times_every_case(tmp_path):
+    pytest.importorskip("torch")
+    output = tmp_path / "cells.json"
+    completed = subprocess.run([sys.executable, str(BENCH / "cells.py"), "--repeats", "1", "--steps", "2",
+                                "--json", str(output)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads(output.read_text())["results"]
+    assert {(result["cell"], result["batch"], result["mode"]) for result in results} >= {
+        ("LSTM", 1, "inference"), ("LSTM", 64, "train"), ("GRU", 1, "train"), ("RNN", 64, "inference")}
+    assert all(result["fastrnn_us_per_step"] > 0 and result["torch_us_per_step"] > 0 for result in results)

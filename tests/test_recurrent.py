@@ -169,3 +169,155 @@ def test_weight_rows_are_padded_and_the_padding_stays_zero():
         optimizer.step(layer.parameter_buffers())
     assert not values[padding].any() and not grads[padding].any()
     assert np.isfinite(values).all() and not np.array_equal(layer.params["weight_hh_l1"], state["weight_hh_l1"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells: fastrnn.RNNCell / LSTMCell / GRUCell against torch.nn's, unrolled with the state carried
+# ---------------------------------------------------------------------------------------------
+
+CELL_STEPS = 5
+
+
+def cell_pair(torch, mode, dtype, input_size, hidden_size, bias):
+    kind, options = {"rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+                     "lstm": ("LSTM", {}), "gru": ("GRU", {})}[mode]
+    torch_cell = getattr(torch.nn, f"{kind}Cell")(input_size, hidden_size, bias=bias, **options).to(
+        getattr(torch, dtype))
+    cell = getattr(fastrnn, f"{kind}Cell")(input_size, hidden_size, bias=bias, dtype=dtype, **options)
+    cell.load_state_dict({name: value.detach().numpy() for name, value in torch_cell.state_dict().items()})
+    return torch_cell, cell
+
+
+def unroll(cell, xs, state):
+    """The cell's states over the steps of xs, the state carried from `state`."""
+    states = []
+    for x in xs:
+        state = cell(x, state)
+        states.append(state)
+    return states
+
+
+@pytest.mark.parametrize("mode", TORCH_CELLS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch, bias", [(3, True), (None, True), (1, False)], ids=["batch3", "unbatched", "no_bias"])
+def test_cells_unrolled_match_torch(torch, mode, dtype, batch, bias):
+    torch_cell, cell = cell_pair(torch, mode, dtype, input_size=5, hidden_size=7, bias=bias)
+    lstm = mode == "lstm"
+    rng = np.random.default_rng(0)
+    batch_shape = () if batch is None else (batch,)
+    xs = rng.normal(size=(CELL_STEPS, *batch_shape, 5)).astype(dtype)
+    state0 = tuple(rng.normal(size=(*batch_shape, 7)).astype(dtype) for _ in range(2 if lstm else 1))
+    weights = rng.normal(size=(CELL_STEPS, *batch_shape, 7)).astype(dtype)   # loss = sum of weights * h over steps
+
+    torch_xs = torch.tensor(xs, requires_grad=True)
+    torch_state0 = tuple(torch.tensor(part, requires_grad=True) for part in state0)
+    torch_states = unroll(torch_cell, torch_xs, torch_state0 if lstm else torch_state0[0])
+    torch_hs = [state[0] if lstm else state for state in torch_states]
+    sum(((h * torch.tensor(w)).sum() for h, w in zip(torch_hs, weights))).backward()
+
+    cell.zero_grad()
+    states = unroll(cell, xs, state0 if lstm else state0[0])
+    hs = [state[0] if lstm else state for state in states]
+    dxs, dstate = [None] * CELL_STEPS, None
+    for step in reversed(range(CELL_STEPS)):   # the gradient of each h: its own weight plus the next step's
+        if lstm:
+            dstate = (weights[step], None) if dstate is None else (weights[step] + dstate[0], dstate[1])
+            dxs[step], dstate = cell.backward(dstate if dstate[1] is not None else dstate[0])
+        else:
+            dxs[step], dstate = cell.backward(weights[step] + (0 if dstate is None else dstate))
+    dstate = dstate if lstm else (dstate,)
+
+    expected = {"h": np.stack([h.detach().numpy() for h in torch_hs]), "dx": torch_xs.grad.numpy(),
+                **{f"dstate0[{index}]": part.grad.numpy() for index, part in enumerate(torch_state0)},
+                **{name: value.grad.numpy() for name, value in torch_cell.named_parameters()}}
+    actual = {"h": np.stack(hs), "dx": np.stack(dxs), **{f"dstate0[{index}]": part for index, part in enumerate(dstate)},
+              **{name: cell.grads[name] for name in expected if name in cell.grads}}
+    assert_close(actual, expected, dtype, f"cell {mode} {dtype} ({CELL_STEPS} steps) vs torch")
+    if lstm:
+        np.testing.assert_allclose(states[-1][1], torch_states[-1][1].detach().numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind, options", [("RNN", {"nonlinearity": "relu"}), ("LSTM", {}),
+                                           ("GRU", {"linear_before_reset": False})])
+def test_a_cell_unrolled_is_its_sequence_layer(kind, options):
+    # Checked against torch above; GRUCell(linear_before_reset=False), which torch lacks, is
+    # checked here against the sequence layer (itself checked against the reference).
+    layer = getattr(fastrnn, kind)(3, 4, dtype="float64", seed=0, **options)
+    cell = getattr(fastrnn, f"{kind}Cell")(3, 4, dtype="float64", **options)
+    cell.load_state_dict({name.removesuffix("_l0"): value for name, value in layer.state_dict().items()})
+    xs = np.random.default_rng(1).normal(size=(6, 2, 3))
+    dy = np.random.default_rng(2).normal(size=(6, 2, 4))
+    y, _ = layer(xs)
+    layer.zero_grad()
+    dxs_layer, _ = layer.backward(dy)
+
+    state, hs = None, []
+    for x in xs:
+        state = cell(x, state)
+        hs.append(state[0] if kind == "LSTM" else state)
+    cell.zero_grad()
+    dstate, dxs = None, []
+    for step in reversed(range(6)):
+        if kind == "LSTM":
+            dx, dstate = cell.backward((dy[step] + (0 if dstate is None else dstate[0]),
+                                        None if dstate is None else dstate[1]) if dstate is not None else dy[step])
+        else:
+            dx, dstate = cell.backward(dy[step] + (0 if dstate is None else dstate))
+        dxs.insert(0, dx)
+    np.testing.assert_allclose(np.stack(hs), y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.stack(dxs), dxs_layer, rtol=1e-10, atol=1e-13)
+    for name, grad in layer.grads.items():
+        np.testing.assert_allclose(cell.grads[name.removesuffix("_l0")], grad, rtol=1e-10, atol=1e-13)
+
+
+def test_a_cell_records_calls_only_in_training_mode():
+    cell = fastrnn.GRUCell(2, 3, dtype="float64")
+    x = np.ones((4, 2))
+    h = cell(x)
+    cell(x, h)
+    assert cell.recorded_steps() == 2
+    cell.backward(np.ones((4, 3)))
+    assert cell.recorded_steps() == 1
+    cell.eval()
+    assert cell.recorded_steps() == 0
+    np.testing.assert_array_equal(cell(x), h)
+    with pytest.raises(ValueError, match="backward: GRUCell has no recorded call to differentiate; call it in "
+                                         r"training mode first \(each call supports one backward, last call first\)"):
+        cell.backward(np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda cell: cell(np.ones((4, 3)), (np.ones((4, 5)), np.ones((4, 6)))), ValueError,
+     r"state\[1\] \(c\): expected shape \(4, 5\) \(batch, hidden_size=5\) for this x, got \(4, 6\)"),
+    (lambda cell: cell(np.ones((4, 3)), (np.ones((3, 5)), np.ones((4, 5)))), ValueError,
+     r"state\[0\] \(h\): expected shape \(4, 5\) \(batch, hidden_size=5\) for this x, got \(3, 5\)"),
+    (lambda cell: cell(np.ones((4, 3)), np.ones((4, 5))), TypeError,
+     r"state: expected a tuple \(h, c\) for an LSTMCell, got ndarray"),
+    (lambda cell: cell(np.ones((4, 2))), ValueError,
+     r"x: expected \(batch, input_size=3\) or unbatched \(input_size=3,\), got shape \(4, 2\)"),
+    (lambda cell: cell(np.ones((2, 4, 3))), ValueError, r"x: expected \(batch, input_size=3\)"),
+    (lambda cell: cell(np.array(["a", "b", "c"])), TypeError, "x: expected real numbers"),
+    (lambda cell: (cell(np.ones((4, 3))), cell.backward(np.ones((4, 6)))), ValueError,
+     r"dstate: expected shape \(4, 5\) \(batch, hidden_size=5\) for this x, got \(4, 6\)"),
+    (lambda cell: (cell(np.ones((4, 3))), cell.backward((np.ones((4, 5)), np.ones((4, 5)), np.ones((4, 5))))),
+     ValueError, r"dstate: expected \(dh, dc\) or dh for an LSTMCell, got 3 items"),
+    (lambda cell: (cell(np.ones((4, 3))), cell.backward((np.ones((4, 5)), np.ones((1, 5))))), ValueError,
+     r"dstate\[1\] \(dc\): expected shape \(4, 5\)"),
+    (lambda cell: cell.backward(np.ones((4, 5))), ValueError, "backward: LSTMCell has no recorded call"),
+    (lambda cell: fastrnn.Sequential([cell]), ValueError, r"layers\[0\]: LSTMCell\(3, 5\) is a cell"),
+])
+def test_cell_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call(fastrnn.LSTMCell(3, 5))
+
+
+def test_a_failed_call_or_backward_leaves_the_recorded_steps_as_they_were():
+    cell = fastrnn.RNNCell(2, 3, dtype="float64")
+    h = cell(np.ones((1, 2)))
+    with pytest.raises(ValueError):
+        cell(np.ones((1, 2)), np.ones((2, 3)))
+    with pytest.raises(ValueError):
+        cell.backward(np.ones((2, 3)))
+    assert cell.recorded_steps() == 1
+    dx, dh0 = cell.backward(np.ones_like(h))
+    assert dx.shape == (1, 2) and dh0.shape == (1, 3)

@@ -12,7 +12,7 @@ from .base import Layer
 from .io import load
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from .model import Sequential
-from .recurrent import GRU, LSTM, RNN
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .training import History, Model
 
 __version__ = "0.1.0"
@@ -32,6 +32,6 @@ def available_isas():
     return [name for name, available, tests_only in _core.isa_variants() if available and not tests_only]
 
 
-__all__ = ["GRU", "LSTM", "RNN", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "Model", "OneHot", "ReLU",
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "Model", "OneHot", "ReLU",
            "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
            "set_num_threads"]
