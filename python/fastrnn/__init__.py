@@ -13,6 +13,7 @@ from .io import load
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from .model import Sequential
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .seq2seq import Seq2Seq
 from .training import History, Model
 
 __version__ = "0.1.0"
@@ -33,5 +34,5 @@ def available_isas():
 
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "Model", "OneHot", "ReLU",
-           "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
+           "Seq2Seq", "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
            "set_num_threads"]

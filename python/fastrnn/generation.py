@@ -94,8 +94,7 @@ def _check_character_model(model):
 
 def sample(logits, temperature=1.0, top_k=None, rng=None):
     """An id drawn from softmax(logits / temperature) restricted to the top_k largest logits;
-    argmax when temperature is 0. Gumbel-max trick: argmax(logits / temperature + Gumbel noise)
-    has exactly that distribution and costs a few NumPy calls (generate's per-token budget)."""
+    argmax when temperature is 0 (see sample_ids)."""
     logits = float_array(logits, None, "logits")
     if logits.ndim != 1 or not len(logits):
         raise ValueError(f"logits: expected a non-empty 1-D array (one logit per id), got shape {logits.shape}")
@@ -104,7 +103,14 @@ def sample(logits, temperature=1.0, top_k=None, rng=None):
         top_k = positive_int(top_k, "top_k")
     if top_k is not None and top_k < len(logits):
         logits = np.where(logits >= np.partition(logits, -top_k)[-top_k], logits, -np.inf)
+    return int(sample_ids(logits, temperature, rng))
+
+
+def sample_ids(logits, temperature, rng=None):
+    """One id per row of logits (..., ids), drawn from softmax(row / temperature); argmax when
+    temperature is 0. Gumbel-max trick: argmax(logits / temperature + Gumbel noise) has exactly
+    that distribution and costs a few NumPy calls (generate's per-token budget)."""
     if temperature == 0:
-        return int(logits.argmax())
+        return logits.argmax(-1)
     noise = (rng or np.random.default_rng()).gumbel(size=logits.shape)
-    return int((logits / temperature + noise).argmax())
+    return (logits / temperature + noise).argmax(-1)

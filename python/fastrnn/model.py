@@ -15,7 +15,7 @@ from .base import check_parameter_memory
 from .data import Vocabulary
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from .recurrent import GRU, LSTM, RNN
-from .training import Model, checked_model_layers, common_dtype
+from .training import Model, checked_model_layers, common_dtype, valid_step_weights
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (Embedding, OneHot, Dense, ReLU, Tanh, Dropout, LastStep, RNN, LSTM, GRU)}
 
@@ -50,7 +50,7 @@ class Sequential(Model):
 
     def input_ids(self):
         """How many ids the first layer takes (OneHot, Embedding), or None for other inputs."""
-        return _input_ids(self.layers[0])
+        return input_ids_of(self.layers[0])
 
     def _check_layers(self, named):
         layers, dtype, self.output_size = checked_layers(named.values())
@@ -98,9 +98,7 @@ class Sequential(Model):
         return self.run(x, lengths, self._states if stateful else self.fresh_states())
 
     def _target_weights(self, output, lengths):
-        if lengths is None or output.ndim != 3:
-            return None
-        return (np.arange(output.shape[1]) < lengths[:, None]).astype(output.dtype)   # padded steps weigh 0
+        return valid_step_weights(output, lengths)
 
     def fresh_states(self):
         """One None (zero initial state) per layer, the `states` argument of run."""
@@ -118,11 +116,7 @@ class Sequential(Model):
     # ------------------------------------------------------------------ saving
 
     def get_config(self):
-        for index, layer in enumerate(self.layers):
-            if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):   # load could not rebuild it
-                raise ValueError(f"model.layers[{index}]: {type(layer).__name__} is not a fastrnn layer; a saved "
-                                 f"Sequential holds only {sorted(LAYER_CLASSES)}")
-        return {"layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
+        return {"layers": [layer_entry(layer, f"model.layers[{index}]") for index, layer in enumerate(self.layers)],
                 "vocabulary": None if self.vocabulary is None else self.vocabulary.tokens}
 
     @classmethod
@@ -131,17 +125,10 @@ class Sequential(Model):
         sizes, memory, and against `arrays`, the parameter arrays a file holds) before any
         layer is allocated; its parameters are zeros."""
         entries, vocabulary = _checked_config(config)
-        layers = [_plan_layer(index, entry) for index, entry in enumerate(entries)]
-        # The file holds one array per parameter, so more parameters than arrays cannot load
-        # (and listing them could cost more than the file: num_layers=10**7).
-        needed = sum(_array_count(layer) for layer in layers)
-        if arrays is not None and needed > arrays:
-            raise ValueError(f"layers: their parameters are {needed} arrays, more than the file's {arrays}")
+        layers = [planned_layer(entry, f"layers[{index}]") for index, entry in enumerate(entries)]
+        check_planned_arrays(layers, arrays)
         layers, dtype, _ = checked_layers(layers)
-        check_parameter_memory(sum(layer._parameter_size() for layer in layers), dtype,
-                               f"Sequential of {len(layers)} layers")
-        for layer in layers:
-            layer._build()
+        build_planned(layers, dtype, f"Sequential of {len(layers)} layers")
         return cls(layers, vocabulary=None if vocabulary is None else Vocabulary(vocabulary))
 
 
@@ -175,7 +162,7 @@ def checked_layers(layers):
     return layers, dtype, features
 
 
-def _input_ids(layer):
+def input_ids_of(layer):
     """How many ids a first layer takes (OneHot, Embedding), or None for other inputs."""
     if isinstance(layer, OneHot):
         return layer.num_classes
@@ -188,7 +175,7 @@ def _checked_vocabulary(vocabulary, first_layer):
     """The vocabulary of a Sequential starting with first_layer, or TypeError/ValueError."""
     if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
         raise TypeError(f"vocabulary: expected a fastrnn.data.Vocabulary, got {type(vocabulary).__name__}")
-    input_ids = _input_ids(first_layer)
+    input_ids = input_ids_of(first_layer)
     if vocabulary is not None and input_ids is not None and len(vocabulary) != input_ids:
         raise ValueError(f"vocabulary: expected {input_ids} tokens, one per id that layers[0] "
                          f"{first_layer!r} takes, got {len(vocabulary)}")
@@ -196,18 +183,13 @@ def _checked_vocabulary(vocabulary, first_layer):
 
 
 def _checked_config(config):
-    """(layer entries {"class": ..., "config": {...}}, vocabulary tokens or None) of a Sequential's
-    configuration, checked for the structure from_config relies on."""
+    """(layer entries, vocabulary tokens or None) of a Sequential's configuration, checked for
+    the structure from_config relies on (each entry's own structure: see planned_layer)."""
     if not isinstance(config, dict) or set(config) - {"layers", "vocabulary"}:
         raise ValueError(f"config: expected {{'layers': [...], 'vocabulary': ...}}, got {reprlib.repr(config)}")
     layers = config.get("layers")
     if not isinstance(layers, list):
         raise ValueError(f"layers: expected a list, got {reprlib.repr(layers)}")
-    for index, entry in enumerate(layers):
-        if not (isinstance(entry, dict) and isinstance(entry.get("class"), str) and entry["class"] in LAYER_CLASSES
-                and isinstance(entry.get("config"), dict)):
-            raise ValueError(f"layers[{index}]: expected {{'class': one of {sorted(LAYER_CLASSES)}, 'config': "
-                             f"{{arguments}}}}, got {reprlib.repr(entry)}")
     vocabulary = config.get("vocabulary")
     if vocabulary is not None and not (isinstance(vocabulary, list) and all(isinstance(token, str)
                                                                           for token in vocabulary)):
@@ -215,12 +197,47 @@ def _checked_config(config):
     return layers, vocabulary
 
 
-def _plan_layer(index, entry):
-    """The planned layer (arguments checked, nothing allocated) of a configuration entry."""
+# ---------------------------------------------------------------------------------------------
+# A layer in a saved configuration, for every model class: {"class": name, "config": arguments}
+# ---------------------------------------------------------------------------------------------
+
+
+def layer_entry(layer, where):
+    """The configuration entry of one of fastrnn's layers, or ValueError naming `where`: load
+    could not rebuild any other."""
+    if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
+        raise ValueError(f"{where}: {type(layer).__name__} is not a fastrnn layer; a saved model holds only "
+                         f"{sorted(LAYER_CLASSES)}")
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def planned_layer(entry, where):
+    """The planned layer (arguments checked, nothing allocated) of a configuration entry, or
+    ValueError naming `where`."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("class"), str) and entry["class"] in LAYER_CLASSES
+            and isinstance(entry.get("config"), dict)):
+        raise ValueError(f"{where}: expected {{'class': one of {sorted(LAYER_CLASSES)}, 'config': {{arguments}}}}, "
+                         f"got {reprlib.repr(entry)}")
     try:
         return LAYER_CLASSES[entry["class"]]._plan(entry["config"])
     except (TypeError, ValueError) as error:   # the constructors' argument errors
-        raise ValueError(f"layers[{index}]: {entry['class']}: {error}") from None
+        raise ValueError(f"{where}: {entry['class']}: {error}") from None
+
+
+def check_planned_arrays(layers, arrays):
+    """ValueError when planned layers have more parameter arrays than a file's `arrays` (None:
+    not from a file): such a file cannot load, and listing the parameters could cost more than
+    the file (num_layers=10**7)."""
+    needed = sum(_array_count(layer) for layer in layers)
+    if arrays is not None and needed > arrays:
+        raise ValueError(f"layers: their parameters are {needed} arrays, more than the file's {arrays}")
+
+
+def build_planned(layers, dtype, owner):
+    """Allocates planned layers' parameters (zeros), once their total fits in memory."""
+    check_parameter_memory(sum(layer._parameter_size() for layer in layers), dtype, owner)
+    for layer in layers:
+        layer._build()
 
 
 def _array_count(layer):

@@ -303,9 +303,13 @@ class Model(Layer):
 
     def predict(self, x, lengths=None, batch_size=32):
         """The model's output for x (logits for a classifier), in eval mode, computed in batches."""
+        return self._in_batches(self.forward, x, lengths, batch_size)
+
+    def _in_batches(self, function, x, lengths, batch_size):
+        """function(x, lengths) over x in batches, in eval mode, concatenated."""
         x, _, lengths = self._check_data(x, None, lengths)
         self.eval()
-        return np.concatenate([self.forward(x[rows], rows_of(lengths, rows))
+        return np.concatenate([function(x[rows], rows_of(lengths, rows))
                                for rows in batch_rows(len(x), positive_int(batch_size, "batch_size"))])
 
     # ------------------------------------------------------------------ saving
@@ -371,6 +375,14 @@ def common_dtype(layers):
     if len(dtypes) > 1:
         raise ValueError(f"layers: expected one dtype for all layers, got {dtypes}; pass the same dtype= to each")
     return np.dtype(dtypes[0] if dtypes else "float32")
+
+
+def valid_step_weights(output, lengths):
+    """Loss weights of a per-step output (N, T, ...): 1 at each sequence's valid steps, 0 at
+    its padding (None: every step valid, or an output that is not per step)."""
+    if lengths is None or output.ndim != 3:
+        return None
+    return (np.arange(output.shape[1]) < lengths[:, None]).astype(output.dtype)
 
 
 def batch_rows(count, batch_size, order=None):
