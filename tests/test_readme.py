@@ -1,9 +1,10 @@
 """The README's code runs as written: its example blocks are the files in examples/ (run by
-test_examples.py), and its interoperability block runs here."""
+test_examples.py), and its interoperability and cell blocks run here."""
 
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -23,3 +24,12 @@ def test_the_pytorch_block_runs():
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["dx"].shape == (5, 3, 8) and namespace["y"].shape == (5, 3, 32)
+
+
+def test_the_cell_block_runs():
+    block = next(block for block in BLOCKS if "LSTMCell" in block)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    cell, dx, (dh0, dc0) = namespace["cell"], namespace["dx"], namespace["dstate"]
+    assert dx.shape == (4, 8) and dh0.shape == dc0.shape == (4, 16)
+    assert cell.recorded_steps() == 0 and np.abs(cell.grads["weight_hh"]).max() > 0
