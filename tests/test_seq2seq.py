@@ -235,3 +235,9 @@ def test_backward_without_a_training_forward_and_decode_of_features_are_refused(
                                          "use predict"):
         features.decode(np.zeros((2, 3, 3)))
     assert features.predict(np.zeros((2, 3, 3)), steps=7).shape == (2, 7, 2)
+
+
+def test_teacher_forced_targets_must_be_ids_the_target_embedding_takes():
+    model = sorting_model("teacher").compile("adam", "cross_entropy")
+    with pytest.raises(ValueError, match=r"y: expected ids in \[0, 7\), got values from 9 to 9"):
+        model.fit(np.zeros((4, 3), int), np.full((4, 3), 9), verbose=0)

@@ -41,7 +41,7 @@ import numpy as np
 from .generation import sample_ids
 from .layers import Dense, Embedding, OneHot
 from .model import build_planned, check_planned_arrays, input_ids_of, layer_entry, planned_layer
-from .base import positive_int, real_number
+from .base import class_ids, positive_int, real_number
 from .recurrent import LSTM, _Recurrent
 from .training import Model, checked_model_layers, common_dtype, valid_step_weights
 
@@ -216,7 +216,8 @@ class Seq2Seq(Model):
         if self.target_embedding is None:
             start = np.zeros((batch, 1, self.decoder.input_size), self.dtype)
             return np.concatenate([start, targets[:, :-1]], axis=1).astype(self.dtype)
-        return self.target_embedding(np.concatenate([np.full((batch, 1), self.start_token), targets[:, :-1]], axis=1))
+        ids = class_ids(targets, input_ids_of(self.target_embedding), "y")
+        return self.target_embedding(np.concatenate([np.full((batch, 1), self.start_token), ids[:, :-1]], axis=1))
 
     def _keep_path(self, path, source_shape, fed):
         """Keeps what backward needs besides the layers' own: which decoder path ran, the source's
