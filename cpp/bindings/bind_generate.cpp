@@ -142,9 +142,36 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
     return ids;
 }
 
+// One id per row of logits (rows, ids), each drawn as sample_id draws: the one sampling routine
+// of fastrnn, behind generate's loop and Python's sampling (generation.sample_ids) alike.
+template <class T>
+py::array_t<std::int64_t> sample_rows(const py::object& logits_object, double temperature, Index top_k,
+                                      std::uint64_t seed) {
+    if (!(temperature >= 0)) throw py::value_error("temperature: expected a number >= 0");
+    if (top_k < 0) throw py::value_error("top_k: expected a positive number, or 0 for all");
+    const Matrix<T> logits = float_array<T>(logits_object, "logits");
+    if (logits.ndim() != 2 || logits.shape(1) < 1)
+        throw py::value_error("logits: expected a 2-D array (rows, ids) with at least one id, got shape " +
+                              shape_text(logits));
+    const Index rows = logits.shape(0), classes = logits.shape(1);
+    py::array_t<std::int64_t> ids(rows);
+    std::int64_t* out = ids.mutable_data();
+    std::vector<T> sorted;
+    std::uint64_t rng = seed;
+    for (Index row = 0; row < rows; ++row)
+        out[row] = sample_id(logits.data() + row * classes, classes, temperature, top_k, rng, sorted);
+    return ids;
+}
+
 }  // namespace
 
 void bind_generate(py::module_& m) {
+    const char* sample_doc = "One id per row of logits (rows, ids): Gumbel-max over the top_k (0: all), argmax at "
+                             "temperature 0.";
+    m.def("sample_float32", &sample_rows<float>, py::arg("logits"), py::arg("temperature"), py::arg("top_k"),
+          py::arg("seed"), sample_doc);
+    m.def("sample_float64", &sample_rows<double>, py::arg("logits"), py::arg("temperature"), py::arg("top_k"),
+          py::arg("seed"), sample_doc);
     const char* doc = "Samples `length` ids of a character model: input table -> recurrent stacks -> head.";
     m.def("generate_float32", &generate<float>, py::arg("stacks"), py::arg("weights"), py::arg("states"),
           py::arg("input_table"), py::arg("head_weight"), py::arg("head_bias"), py::arg("logits"), py::arg("length"),

@@ -98,19 +98,19 @@ def sample(logits, temperature=1.0, top_k=None, rng=None):
     logits = float_array(logits, None, "logits")
     if logits.ndim != 1 or not len(logits):
         raise ValueError(f"logits: expected a non-empty 1-D array (one logit per id), got shape {logits.shape}")
+    return int(sample_ids(logits, temperature, top_k, rng))
+
+
+def sample_ids(logits, temperature=1.0, top_k=None, rng=None):
+    """One id per row of logits (..., ids), each drawn from softmax(row / temperature) restricted
+    to its top_k largest logits (None: all); the argmax when temperature is 0. The draws are
+    generate's native ones (the Gumbel-max trick), seeded from `rng` (default: a fresh one)."""
+    logits = float_array(logits, None, "logits")
+    if logits.ndim < 1 or logits.shape[-1] < 1:
+        raise ValueError(f"logits: expected an array (..., ids) with at least one id, got shape {logits.shape}")
     temperature = real_number(temperature, "temperature", 0)
-    if top_k is not None:
-        top_k = positive_int(top_k, "top_k")
-    if top_k is not None and top_k < len(logits):
-        logits = np.where(logits >= np.partition(logits, -top_k)[-top_k], logits, -np.inf)
-    return int(sample_ids(logits, temperature, rng))
-
-
-def sample_ids(logits, temperature, rng=None):
-    """One id per row of logits (..., ids), drawn from softmax(row / temperature); argmax when
-    temperature is 0. Gumbel-max trick: argmax(logits / temperature + Gumbel noise) has exactly
-    that distribution and costs a few NumPy calls (generate's per-token budget)."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    noise = (rng or np.random.default_rng()).gumbel(size=logits.shape)
-    return (logits / temperature + noise).argmax(-1)
+    top_k = 0 if top_k is None else positive_int(top_k, "top_k")
+    seed = int((rng or np.random.default_rng()).integers(2**63))
+    rows = logits.reshape(-1, logits.shape[-1])
+    return getattr(_core, f"sample_{rows.dtype.name}")(rows, float(temperature), top_k, seed).reshape(
+        logits.shape[:-1])

@@ -176,7 +176,7 @@ class Seq2Seq(Model):
         rng = self._rng if seed is None else np.random.default_rng(seed)
         if self.decoder_inputs == "zeros":   # the outputs do not feed back: choose after one forward
             return self._in_batches(lambda x, lengths: sample_ids(self.forward(x, lengths, steps=steps), temperature,
-                                                                  rng), x, lengths, batch_size)
+                                                                  rng=rng), x, lengths, batch_size)
         if self.target_embedding is None:
             raise ValueError("decode: the model's outputs are features fed back as they are, not ids; use predict")
 
@@ -201,7 +201,7 @@ class Seq2Seq(Model):
             output, state = self.decoder.step(previous if embedding is None else embedding(previous), state)
             decoded.append(output)
             logits = self.head(output)
-            previous = logits if embedding is None else sample_ids(logits, temperature, rng)
+            previous = logits if embedding is None else sample_ids(logits, temperature, rng=rng)
         chosen = None if embedding is None else np.stack(fed[1:] + [previous], axis=1)
         fed = np.stack(fed, axis=1)
         if embedding is not None:
