@@ -11,6 +11,7 @@ import pytest
 
 import fastrnn
 from fastrnn import _core, reference
+from fastrnn.recurrent import named_layout
 
 # The five cell kinds: (reference mode, linear_before_reset); ids name them in test reports.
 CELLS = [("rnn_tanh", True), ("rnn_relu", True), ("lstm", True), ("gru", True), ("gru", False)]
@@ -256,7 +257,7 @@ class NativeRun:
     def __init__(self, case, data, dtype, isa):
         self.dtype = np.dtype(dtype)
         self.stack = native_stack(case, dtype, isa)
-        self.layout = self.stack.parameter_layout()
+        self.layout = named_layout(self.stack, case.num_layers, case.bidirectional, case.bias)
         self.use(case, data)
 
     def use(self, case, data):

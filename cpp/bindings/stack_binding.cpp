@@ -492,24 +492,22 @@ template <class T> void NativeStack<T>::step(const T* weights, const T* x, T* h,
     kernels_->forward(args);
 }
 
-template <class T> py::list NativeStack<T>::parameter_layout() const {
-    py::list layout;
+template <class T> py::list NativeStack<T>::parameter_placements() const {
+    py::list placements;
     const Index H = config_.hidden_size, GH = config_.gates() * H;
     for (Index layer = 0; layer < config_.num_layers; ++layer) {
         for (Index direction = 0; direction < config_.directions; ++direction) {
             const ParamOffsets o = param_offsets(config_, layer, direction);
-            const std::string suffix = "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
-            const Index input_size = config_.layer_input_size(layer);
-            layout.append(
-                py::make_tuple("weight_ih" + suffix, o.weight_ih, py::make_tuple(GH, input_size), o.ih_stride));
-            layout.append(py::make_tuple("weight_hh" + suffix, o.weight_hh, py::make_tuple(GH, H), o.hh_stride));
+            placements.append(py::make_tuple(o.weight_ih, py::make_tuple(GH, config_.layer_input_size(layer)),
+                                             o.ih_stride));
+            placements.append(py::make_tuple(o.weight_hh, py::make_tuple(GH, H), o.hh_stride));
             if (config_.has_bias) {
-                layout.append(py::make_tuple("bias_ih" + suffix, o.bias_ih, py::make_tuple(GH)));
-                layout.append(py::make_tuple("bias_hh" + suffix, o.bias_hh, py::make_tuple(GH)));
+                placements.append(py::make_tuple(o.bias_ih, py::make_tuple(GH)));
+                placements.append(py::make_tuple(o.bias_hh, py::make_tuple(GH)));
             }
         }
     }
-    return layout;
+    return placements;
 }
 
 template class NativeStack<float>;

@@ -141,9 +141,10 @@ public:
     int useful_threads(Index steps, Index batch, int available) const {
         return kernels_->useful_threads(config_, steps, batch, available);
     }
-    // [(name, offset, shape[, row_stride])] of the flat parameter buffer, in PyTorch's order;
-    // weight rows are row_stride values apart (see ParamOffsets).
-    py::list parameter_layout() const;
+    // [(offset, shape[, row_stride])] of each tensor of the flat parameter buffer, in PyTorch's
+    // order (per layer and direction: weight_ih, weight_hh[, bias_ih, bias_hh]; the names come
+    // from reference.param_names); weight rows are row_stride values apart (see ParamOffsets).
+    py::list parameter_placements() const;
     Index parameter_count() const { return param_count(config_); }
     std::string isa() const { return kernels_->isa; }
     // The flat parameter buffer `object` as a pointer, or TypeError/ValueError naming `name`.
@@ -211,7 +212,7 @@ template <class T> void bind_native_stack(py::module_& m, const char* name) {
         .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
              py::arg("input_gradient"), py::arg("state_gradient") = true, py::arg("overwrite_grads") = false)
         .def("discard", &Stack::discard)
-        .def("parameter_layout", &Stack::parameter_layout)
+        .def("parameter_placements", &Stack::parameter_placements)
         .def_property_readonly("parameter_count", &Stack::parameter_count)
         .def_property_readonly("isa", &Stack::isa);
 }

@@ -23,6 +23,7 @@ import numpy as np
 from .base import MODEL_CLASSES, check_names, check_parameter
 from .layers import Dense, Embedding
 from .recurrent import GRU
+from .reference import param_names
 
 FORMAT, VERSION = "fastrnn", 2
 # Files before version 2 held only Sequentials, as {"format": "fastrnn.Sequential", "version": 1,
@@ -220,10 +221,10 @@ def _layer_to_keras(layer):
         return [params["weight"]]
     if layer.recurrent:
         arrays, order = [], _keras_gate_order(layer)
-        for suffix in _recurrent_suffixes(layer):
-            arrays += [order(params["weight_ih" + suffix]).T, order(params["weight_hh" + suffix]).T]
+        for names in _recurrent_names(layer):
+            arrays += [order(params[names["w_ih"]]).T, order(params[names["w_hh"]]).T]
             if layer.bias:
-                bias_ih, bias_hh = order(params["bias_ih" + suffix]), order(params["bias_hh" + suffix])
+                bias_ih, bias_hh = order(params[names["b_ih"]]), order(params[names["b_hh"]])
                 arrays.append(np.stack([bias_ih, bias_hh]) if _two_biases(layer) else bias_ih + bias_hh)
         return arrays
     raise TypeError(f"{type(layer).__name__} has no Keras equivalent")
@@ -236,20 +237,21 @@ def _layer_from_keras(layer, arrays):
     if isinstance(layer, Embedding):
         return {"weight": arrays[0]}
     state, items, order = {}, iter(arrays), _keras_gate_order(layer)
-    for suffix in _recurrent_suffixes(layer):
-        state["weight_ih" + suffix] = order(next(items).T)
-        state["weight_hh" + suffix] = order(next(items).T)
+    for names in _recurrent_names(layer):
+        state[names["w_ih"]] = order(next(items).T)
+        state[names["w_hh"]] = order(next(items).T)
         if layer.bias:
             bias = next(items)
             bias_ih, bias_hh = bias if _two_biases(layer) else (bias, np.zeros_like(bias))
-            state["bias_ih" + suffix], state["bias_hh" + suffix] = order(bias_ih), order(bias_hh)
+            state[names["b_ih"]], state[names["b_hh"]] = order(bias_ih), order(bias_hh)
     return state
 
 
-def _recurrent_suffixes(layer):
-    """PyTorch's parameter name suffixes, one per layer of the stack and direction."""
-    directions = ("", "_reverse") if layer.bidirectional else ("",)
-    return [f"_l{index}{direction}" for index in range(layer.num_layers) for direction in directions]
+def _recurrent_names(layer):
+    """PyTorch's parameter names of a stack ({"w_ih": ..., ...}), one dict per layer and
+    direction, in Keras' order (a Bidirectional's forward layer first)."""
+    return [param_names(index, direction) for index in range(layer.num_layers)
+            for direction in range(2 if layer.bidirectional else 1)]
 
 
 def _keras_gate_order(layer):

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from .base import Layer, float_array, float_dtype, positive_int, probability
+from .reference import stack_param_names
 
 
 class _Recurrent(Layer):
@@ -38,7 +39,7 @@ class _Recurrent(Layer):
         self._create_parameters()
 
     def _parameter_layout(self):
-        return self._native.parameter_layout(), self._native.parameter_count
+        return named_layout(self._native, self.num_layers, self.bidirectional, self.bias), self._native.parameter_count
 
     def reset_parameters(self):
         """PyTorch's initialisation: every tensor U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
@@ -197,6 +198,13 @@ class GRU(_Recurrent):
     def extra_repr(self):
         text = super().extra_repr()
         return text if self.linear_before_reset else text + ", linear_before_reset=False"
+
+
+def named_layout(native, num_layers, bidirectional, bias):
+    """[(name, offset, shape[, row_stride])] of a native stack's parameter buffer: its tensors'
+    placements, in PyTorch's order, under PyTorch's names (reference.param_names)."""
+    return [(name, *placement) for name, placement in zip(stack_param_names(num_layers, bidirectional, bias),
+                                                           native.parameter_placements(), strict=True)]
 
 
 def _checked_nonlinearity(nonlinearity):

@@ -24,8 +24,9 @@ STATE_NAMES = ("h", "c")  # names of the recurrent state parts, in the order of 
 # ---------------------------------------------------------------------------------------------
 
 
-def _param_names(layer, direction):
-    """PyTorch's parameter names of one layer and direction, keyed by our short names."""
+def param_names(layer, direction):
+    """PyTorch's parameter names of one layer and direction, keyed by our short names: fastrnn's
+    one source of these names (its layers, io and the native layout's order follow it)."""
     suffix = "_reverse" if direction == 1 else ""
     return {
         "w_ih": f"weight_ih_l{layer}{suffix}",
@@ -33,6 +34,14 @@ def _param_names(layer, direction):
         "b_ih": f"bias_ih_l{layer}{suffix}",
         "b_hh": f"bias_hh_l{layer}{suffix}",
     }
+
+
+def stack_param_names(num_layers=1, bidirectional=False, bias=True):
+    """The names of a stack's parameters in PyTorch's order: per layer, per direction, w_ih,
+    w_hh and (with bias) b_ih, b_hh."""
+    kept = ("w_ih", "w_hh", "b_ih", "b_hh") if bias else ("w_ih", "w_hh")
+    return [param_names(layer, direction)[key] for layer in range(num_layers)
+            for direction in range(2 if bidirectional else 1) for key in kept]
 
 
 def param_shapes(mode, input_size, hidden_size, num_layers=1, bidirectional=False, bias=True):
@@ -45,7 +54,7 @@ def param_shapes(mode, input_size, hidden_size, num_layers=1, bidirectional=Fals
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else directions * hidden_size
         for direction in range(directions):
-            names = _param_names(layer, direction)
+            names = param_names(layer, direction)
             shapes[names["w_ih"]] = (gate_rows, layer_input)
             shapes[names["w_hh"]] = (gate_rows, hidden_size)
             if bias:
@@ -336,7 +345,7 @@ def forward(mode, x, params, *, num_layers=1, bidirectional=False, state=None, l
         for direction in range(directions):
             index = layer * directions + direction
             weights = {key: params[name].astype(x.dtype) if name in params else None
-                       for key, name in _param_names(layer, direction).items()}
+                       for key, name in param_names(layer, direction).items()}
             y_dir, final, stored = _sequence_forward(
                 cell_forward, layer_input, tuple(part[index] for part in state0), weights,
                 lengths, reverse=direction == 1)
@@ -381,7 +390,7 @@ def backward(cache, dy, dstate=None):
             d_input += d_x_dir  # both directions read the same input
             for part, d_part in zip(d_state0, d_state_dir):
                 part[index] = d_part
-            names = _param_names(layer, direction)
+            names = param_names(layer, direction)
             grads.update({names[key]: grad for key, grad in grads_dir.items() if grad is not None})
         if layer > 0 and cache["dropout_masks"] is not None:
             d_input = d_input * cache["dropout_masks"][layer - 1]  # input = y * mask
