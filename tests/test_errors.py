@@ -190,7 +190,9 @@ UNCONVERTIBLE = {
     "x": lambda layer: layer(huge_view(np.float32, (HUGE, B, I))),
     "state[0] (h)": lambda layer: layer(X, (huge_view(np.float64, (L, HUGE, H)), STATE)),
     "state[1] (c)": lambda layer: layer(X, (STATE, huge_view(np.float32, (L, HUGE, H)))),
-    "lengths": lambda layer: layer(X, lengths=huge_view(np.int32, (HUGE,))),
+    # The Python check refuses its shape first; the native one must still convert it safely.
+    "lengths": lambda layer: layer._native.forward(layer._parameters.values, X, None, huge_view(np.int32, (HUGE,)),
+                                                   True, False, 0.0, 0),
     "dy": forward_then_backward(huge_view(np.float32, (T, HUGE, H))),
     "dstate[0] (h)": forward_then_backward(dstate=(huge_view(np.float32, (L, HUGE, H)), STATE)),
     "dstate[1] (c)": forward_then_backward(dstate=(STATE, huge_view(np.float64, (L, HUGE, H)))),
@@ -347,3 +349,15 @@ def test_other_layouts_and_dtypes_are_converted(dtype, layout):
     for actual, expected in zip(converted, contiguous):
         assert actual.dtype == dtype
         np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("lengths", [[0, T], [T, T + 1], [T], [[T, T]], [5.0, 5.0]], ids=str)
+def test_the_native_lengths_check_fails_with_the_python_checks_message(lengths):
+    # Users meet base.sequence_lengths first; the native check, which keeps the kernels safe for
+    # any caller, must say the same.
+    layer = lstm()
+    with pytest.raises((TypeError, ValueError)) as python_error:
+        fastrnn.base.sequence_lengths(np.array(lengths), B, T)
+    with pytest.raises(type(python_error.value)) as native_error:
+        layer._native.forward(layer._parameters.values, X, None, np.array(lengths), True, False, 0.0, 0)
+    assert str(native_error.value) == str(python_error.value)

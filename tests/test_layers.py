@@ -190,7 +190,7 @@ def test_parameters_that_cannot_fit_in_memory_raise_before_allocating(make, desc
     (np.array([0, 1]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 0 to 1"),
     (np.array([1, 5]), ValueError, r"lengths: expected values in \[1, 3\] \(the steps of x\), got values from 1 to 5"),
     (np.array([1.0, 2.0]), TypeError, "lengths: expected integers .*got dtype float64"),
-    (np.array([1, 2, 3]), ValueError, r"lengths: expected 2 integers \(one per sequence\), got shape \(3,\)"),
+    (np.array([1, 2, 3]), ValueError, r"lengths: expected shape \(2,\) \(one integer per sequence\), got shape \(3,\)"),
 ])
 def test_last_step_checks_lengths(lengths, error, match):
     with pytest.raises(error, match=match):

@@ -480,7 +480,7 @@ def compiled_char_model():
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"lengths": [6, 6, 7, 1]}, ValueError,
      r"lengths: expected values in \[1, 6\] \(the steps of x\), got values from 1 to 7"),
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"lengths": [6, 6]}, ValueError,
-     r"lengths: expected 4 integers \(one per sequence\)"),
+     r"lengths: expected shape \(4,\) \(one integer per sequence\)"),
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"lengths": [6.0, 6.0, 6.0, 1.0]}, TypeError,
      r"lengths: expected integers \(one per sequence\), got dtype float64"),
     (np.zeros((4, 6), int), np.zeros((4, 6), int), {"stateful": True}, ValueError, "needs shuffle=False"),

@@ -338,11 +338,17 @@ def test_param_shapes_and_init():
     assert all(np.array_equal(params[name], again[name]) for name in params)
 
 
-@pytest.mark.parametrize("lengths", [[0, 2], [3, 2], [1.0, 2.0], [1]])
-def test_bad_lengths_raise(lengths):
+@pytest.mark.parametrize("lengths, error, match", [
+    ([0, 2], ValueError, r"lengths: expected values in \[1, 2\] \(the steps of x\), got values from 0 to 2"),
+    ([3, 2], ValueError, r"lengths: expected values in \[1, 2\]"),
+    ([1.0, 2.0], TypeError, "lengths: expected integers"),
+    ([1], ValueError, r"lengths: expected shape \(2,\) \(one integer per sequence\), got shape \(1,\)"),
+])
+def test_bad_lengths_raise(lengths, error, match):
+    # The reference checks lengths with fastrnn's one check (base.sequence_lengths).
     case = Case("rnn_tanh", steps=2, batch=2, input_size=1, hidden_size=1)
     data = make_data(case)
-    with pytest.raises(ValueError):
+    with pytest.raises(error, match=match):
         run_forward(replace(case, lengths=lengths), data.x, data.params, data.state, None)
 
 

@@ -171,7 +171,8 @@ namespace {
 Matrix<std::int64_t> convert_lengths(const py::object& object) {
     const auto raw = converted<py::array>(object, "lengths");
     if (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u')
-        throw py::type_error("lengths: expected an integer array, got dtype " + std::string(py::str(raw.dtype())));
+        throw py::type_error("lengths: expected integers (one per sequence), got dtype " +
+                             std::string(py::str(raw.dtype())));
     return converted<Matrix<std::int64_t>>(raw, "lengths");
 }
 
@@ -287,18 +288,21 @@ template <class T> typename NativeStack<T>::Shape NativeStack<T>::input_shape(co
 
 template <class T>
 typename NativeStack<T>::Lengths NativeStack<T>::checked_lengths(const Lengths& lengths, const Shape& shape) const {
+    // The messages are base.sequence_lengths', the check users meet first; this one keeps the
+    // kernels safe for any caller.
     const std::vector<Index> expected{shape.batch};
-    check_shape(lengths, "lengths", expected);
+    if (shape_of(lengths) != expected)
+        throw py::value_error("lengths: expected shape " + shape_text(expected) +
+                              " (one integer per sequence), got shape " + shape_text(lengths));
     // A copy of our own, checked: the kernels index with these lengths while the GIL is
     // released, and backward uses them again, so the caller's array must not be read then.
     Lengths own(expected);
     std::copy(lengths.data(), lengths.data() + shape.batch, own.mutable_data());
-    for (Index b = 0; b < shape.batch; ++b) {
-        const std::int64_t length = own.data()[b];
-        if (length < 1 || length > shape.steps)
-            throw py::value_error("lengths: every length must be in [1, " + std::to_string(shape.steps) + "], got " +
-                                  std::to_string(length) + " at index " + std::to_string(b));
-    }
+    const auto [shortest, longest] = std::minmax_element(own.data(), own.data() + shape.batch);
+    if (*shortest < 1 || *longest > shape.steps)
+        throw py::value_error("lengths: expected values in [1, " + std::to_string(shape.steps) +
+                              "] (the steps of x), got values from " + std::to_string(*shortest) + " to " +
+                              std::to_string(*longest));
     return own;
 }
 

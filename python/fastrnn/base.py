@@ -94,20 +94,19 @@ def output_gradient(dy, shape, dtype):
     return dy
 
 
-def sequence_lengths(lengths, x_shape):
-    """lengths as an integer array (batch,) of values in [1, steps] for sequences x of shape
-    (batch, steps, ...), or TypeError/ValueError naming it. None stays None (all steps valid)."""
+def sequence_lengths(lengths, batch, steps):
+    """lengths as an integer array (batch,) of values in [1, steps], or TypeError/ValueError
+    naming it; None stays None (all steps valid). fastrnn's one check of lengths: the layers,
+    models and the reference call it, and the native one repeats its messages."""
     if lengths is None:
         return None
     lengths = np.asarray(lengths)
-    if len(x_shape) < 2:
-        raise ValueError(f"lengths: needs sequences x of shape (batch, steps, ...), got shape {x_shape}")
     if lengths.dtype.kind not in "iu":
         raise TypeError(f"lengths: expected integers (one per sequence), got dtype {lengths.dtype}")
-    if lengths.shape != x_shape[:1]:
-        raise ValueError(f"lengths: expected {x_shape[0]} integers (one per sequence), got shape {lengths.shape}")
-    if lengths.size and (lengths.min() < 1 or lengths.max() > x_shape[1]):
-        raise ValueError(f"lengths: expected values in [1, {x_shape[1]}] (the steps of x), got values from "
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},) (one integer per sequence), got shape {lengths.shape}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
+        raise ValueError(f"lengths: expected values in [1, {steps}] (the steps of x), got values from "
                          f"{lengths.min()} to {lengths.max()}")
     return lengths
 

@@ -261,7 +261,7 @@ class LastStep(Layer):
             raise ValueError(f"x: LastStep(bidirectional=True) expects an even number of features (the forward "
                              f"and reverse directions' halves), got shape {x.shape}")
         _check_output_fits(x.shape, (batch, features), x.dtype)
-        last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, x.shape) - 1
+        last = np.full(batch, steps - 1) if lengths is None else sequence_lengths(lengths, batch, steps) - 1
         rows, half = np.arange(batch), self._reverse_half(features)
         self._keep(x.shape, rows, last)
         return np.concatenate([x[rows, last, :half], x[:, 0, half:]], axis=1)

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from . import _core
-from .base import Layer, float_array, float_dtype, positive_int, probability
+from .base import Layer, float_array, float_dtype, positive_int, probability, sequence_lengths
 from .reference import stack_param_names
 
 
@@ -54,7 +54,15 @@ class _Recurrent(Layer):
         semantics: outputs past a sequence's end are zero and its final state is the state
         at its last valid step. In training mode the activations are kept for backward().
         """
+        if lengths is not None and np.ndim(x) in (2, 3):   # the native call names any other x
+            lengths = sequence_lengths(lengths, *self._batch_and_steps(np.shape(x)))
         return self._forward_on(self._native, x, state, lengths, self.batch_first)
+
+    def _batch_and_steps(self, shape):
+        """(batch, steps) of an input of `shape`, 3-D or unbatched 2-D (one sequence)."""
+        if len(shape) == 2:
+            return 1, shape[0]
+        return (shape[0], shape[1]) if self.batch_first else (shape[1], shape[0])
 
     def _forward_on(self, native, x, state, lengths, batch_first):
         dropout = self.dropout if self.training and self.num_layers > 1 else 0.0

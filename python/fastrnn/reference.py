@@ -14,6 +14,8 @@ from functools import partial
 
 import numpy as np
 
+from .base import sequence_lengths
+
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 STATE_NAMES = ("h", "c")  # names of the recurrent state parts, in the order of the state tuple
@@ -297,13 +299,8 @@ def _public_state(mode, state):
 
 
 def _check_lengths(lengths, steps, batch):
-    if lengths is None:
-        return np.full(batch, steps)
-    lengths = np.asarray(lengths)
-    if (lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer)
-            or lengths.min() < 1 or lengths.max() > steps):
-        raise ValueError(f"lengths must be {batch} integers in [1, {steps}]")
-    return lengths
+    """lengths by fastrnn's one check of them; None: every sequence has all the steps."""
+    return np.full(batch, steps) if lengths is None else sequence_lengths(lengths, batch, steps)
 
 
 def forward(mode, x, params, *, num_layers=1, bidirectional=False, state=None, lengths=None,

@@ -334,7 +334,9 @@ class Model(Layer):
             if y.ndim < 1 or len(y) != len(x):
                 raise ValueError(f"y: expected {len(x)} targets (one per sequence of x, shape {x.shape}), "
                                  f"got shape {y.shape}")
-        return x, y, sequence_lengths(lengths, x.shape)
+        if lengths is not None and x.ndim < 2:
+            raise ValueError(f"lengths: needs sequences x of shape (batch, steps, ...), got shape {x.shape}")
+        return x, y, None if lengths is None else sequence_lengths(lengths, *x.shape[:2])
 
     def __repr__(self):
         lines = "".join(f"\n  ({name}): {layer!r}" for name, layer in self._named_layers.items())
