@@ -145,16 +145,9 @@ StackConfig make_config(CellKind kind, const py::handle& input_size, const py::h
     config.hidden_size = size_argument(hidden_size, "hidden_size");
     config.num_layers = size_argument(num_layers, "num_layers");
     config.directions = bidirectional ? 2 : 1;
-    // The exact count (param_count) is Index arithmetic: bound it in floating point first, every
-    // operand converted, so that sizes whose count would overflow get an error, not a wrapped count.
-    const long double directions = config.directions, hidden = config.hidden_size;
-    const long double gate_rows = static_cast<long double>(config.gates()) * hidden;
-    const long double row_values = 2.0L * kRowAlignment + hidden + 2;   // padding, W_hh row, biases
-    const long double upper_input = directions * hidden;                // input size of layers above the first
-    const long double estimate =
-        directions * gate_rows *
-        (config.input_size + row_values + (config.num_layers - 1.0L) * (upper_input + row_values));
-    check_count(estimate, [&] { return std::pair(describe(config), std::string("parameters")); });
+    // The exact count is Index arithmetic: its floating-point twin is checked first, so that sizes
+    // whose count would overflow get an error, not a wrapped count.
+    check_count(param_count_unbounded(config), [&] { return std::pair(describe(config), std::string("parameters")); });
     return config;
 }
 

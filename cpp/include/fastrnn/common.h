@@ -50,5 +50,8 @@ struct ParamOffsets {
 
 ParamOffsets param_offsets(const StackConfig& config, Index layer, Index direction);
 Index param_count(const StackConfig& config);
+// param_count's value computed in floating point, where it cannot overflow: check it against a
+// bound before param_count or param_offsets run for sizes a caller chose.
+long double param_count_unbounded(const StackConfig& config);
 
 }  // namespace fastrnn
