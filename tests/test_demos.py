@@ -1,5 +1,5 @@
 """The demos in --quick mode learn what they teach: the character models reproduce their text or
-bring their loss under a bound, the time-series models beat their naive baselines by a stated
+bring their loss under a bound, the others beat their naive baselines by a stated
 margin. With matplotlib installed every run also writes its plots (--out); without it, --out
 stops with a message naming the extra. The command line runs as `python -m fastrnn.demos`."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fastrnn.demos import DEMOS, charlm, hihello, sentence, ship, sine, sixpence, stock, vibration
+from fastrnn.demos import DEMOS, charlm, hihello, sentence, ship, sine, sixpence, sort, stock, vibration
 from fastrnn.demos.common import DEMO_EXTRA
 
 # The classic daily-stock file, kept beside the checkout (../shared/data) rather than in it.
@@ -77,6 +77,12 @@ def test_charlm_resume_needs_a_checkpoint(capsys):
     with pytest.raises(SystemExit):
         charlm.main(["--quick", "--resume"])
     assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+def test_sort_beats_copying_the_input(tmp_path):
+    metrics = run_quick(sort, tmp_path)
+    # Measured: 0.99 of the digits right and 0.92 of the sequences, against 0.19 and 0 for copying.
+    assert metrics["per_position"] > metrics["copy_per_position"] + 0.5 and metrics["exact"] > 0.5
 
 
 def test_sine_beats_next_equals_last(tmp_path):

@@ -57,9 +57,10 @@ def trained(losses):
 
 
 def compare(metric, model_value, baseline_name, baseline_value):
-    """Prints the model's metric next to the naive baseline's, with their ratio (< 1: better)."""
-    print(f"{metric}: model {model_value:.4f} | {baseline_name} {baseline_value:.4f} | "
-          f"ratio {model_value / baseline_value:.3f}")
+    """Prints the model's metric next to the naive baseline's, with their ratio (below 1 is better
+    for errors, above 1 for accuracies; none when the baseline's value is 0)."""
+    ratio = f" | ratio {model_value / baseline_value:.3f}" if baseline_value else ""
+    print(f"{metric}: model {model_value:.4f} | {baseline_name} {baseline_value:.4f}{ratio}")
 
 
 # ---------------------------------------------------------------------------------------------
