@@ -10,6 +10,7 @@ import pytest
 import fastrnn
 from fastrnn import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from finite_differences import check_gradient
+from support import assert_close
 
 
 def backward_check(layer, x, forward=None, **forward_args):
@@ -346,8 +347,7 @@ def test_laststep_on_a_bidirectional_output_is_torch_h_n(mode, num_layers, lengt
     actual = {"output": output, "dx": dx, **layer.grads}
     wanted = {"output": expected.detach().numpy(), "dx": torch_x.grad.numpy(),
               **{name: parameter.grad.numpy() for name, parameter in module.named_parameters()}}
-    for name, value in wanted.items():
-        np.testing.assert_allclose(actual[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+    assert_close({name: actual[name] for name in wanted}, wanted, "float64", f"LastStep bidirectional {mode} vs torch h_n")
 
 
 def test_laststep_follows_the_layers_before_it_in_a_sequential():
