@@ -57,7 +57,8 @@ def trained(losses):
 
 
 def compare(metric, model_value, baseline_name, baseline_value):
-    """Prints the model's metric next to the naive baseline's, with their ratio (< 1: better)."""
+    """Prints the model's metric next to the naive baseline's, with their ratio (for an error
+    < 1 is better, for an accuracy > 1)."""
     print(f"{metric}: model {model_value:.4f} | {baseline_name} {baseline_value:.4f} | "
           f"ratio {model_value / baseline_value:.3f}")
 
