@@ -191,3 +191,13 @@ def test_matches_torch_optim(name, options):
         parameter.grad = torch.tensor(g)
         reference.step()
     np.testing.assert_allclose(run(getattr(optim, name)(**options)), parameter.detach().numpy(), rtol=1e-12)
+
+
+def test_clip_norm_of_float32_gradients_whose_squares_overflow():
+    # The squared norm of a float32 blow-up overflowed float32: a RuntimeWarning, and a scale of
+    # 0 that skipped the step instead of clipping it.
+    grads = np.array([3e19, -4e19, 0, 0], np.float32)
+    optimizer = optim.SGD(lr=1.0, clip_norm=5.0)
+    values = np.zeros(4, np.float32)
+    optimizer.step([(values, grads)])
+    np.testing.assert_allclose(values, [-3, 4, 0, 0], rtol=1e-6)

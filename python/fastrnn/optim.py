@@ -110,7 +110,7 @@ class Optimizer:
             for grads in all_grads:
                 np.clip(grads, -self.clip_value, self.clip_value, out=grads)
         if self.clip_norm is not None:
-            norm = math.sqrt(sum(float(np.dot(grads, grads)) for grads in all_grads))
+            norm = math.sqrt(sum(_squared_norm(grads) for grads in all_grads))
             scale = self.clip_norm / (norm + 1e-6)   # torch's clip_grad_norm_ formula
             if scale < 1:
                 for grads in all_grads:
@@ -120,6 +120,18 @@ class Optimizer:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items()
                              if not name.startswith("_") and name != "iterations")
         return f"{type(self).__name__}({settings})"
+
+
+def _squared_norm(grads):
+    """sum(grads**2) as a Python float: float32 gradients whose squares overflow float32 (finite
+    gradients of 1e19 and more, after a blow-up that clipping is there to tame) are summed again
+    in float64 rather than giving inf, which would zero the step."""
+    with np.errstate(over="ignore"):
+        squares = float(np.dot(grads, grads))
+    if math.isinf(squares) and grads.dtype != np.float64:
+        wide = grads.astype(np.float64)
+        squares = float(np.dot(wide, wide))
+    return squares
 
 
 class SGD(Optimizer):
