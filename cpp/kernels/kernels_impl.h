@@ -6,6 +6,9 @@
 
 #include "activations.h"
 #include "gemm.h"
+#include "parallel.h"
+#include "rows.h"
+#include "workspace.h"
 #include "tile.h"
 #include "dropout.h"
 #include "rnn.h"

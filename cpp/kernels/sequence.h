@@ -4,184 +4,18 @@
 // in backward only dh_{t-1} = dgates_t W_hh stays on the sequential path, and the weight
 // gradients and dx are single products over all T*B rows after the time loop.
 // One parallel run per call (threads.h): a sequence of phases per layer, each cut into items
-// that any thread may run; a phase starts once the previous one has finished. The cuts depend
-// only on the shape and the call's thread count, so results are identical whoever runs what.
+// that any thread may run (parallel.h); a phase starts once the previous one has finished.
+// Buffers and their layouts: workspace.h.
 //
-// Layouts (all row-major, time-major): gates [T, B, D*G*H] (direction d at column d*G*H)
-// holds the input projection, then the activations (training), then the gradients w.r.t.
-// the pre-activations (backward). The hidden states of direction d live in `states`, slot
-// i holding the state before time i (forward direction) or before time i-1 (reverse), so that
-// the states feeding the T steps are always T consecutive slots.
-//
-// Included inside namespace fastrnn::<isa> after the cell headers.
+// Included inside namespace fastrnn::<isa> after the cell headers, workspace.h and rows.h.
 
 // Batch sizes up to this run the recurrent product as dot products on the unpacked W_hh:
 // packing would cost as much as the whole call when the next call (generation) repeats it.
 constexpr Index kDotBatch = 2;
-// Input projections of at most this many rows (T*B) likewise: reading W_ih once per row costs
-// less than packing it.
-constexpr Index kDotRows = 16;
 // Below this many flops per time step, a second thread costs more in barriers than it saves.
 constexpr double kParallelStepFlops = 50e3;
 
 inline bool use_dot_recurrent(Index batch) { return batch <= kDotBatch; }
-
-// count values of T rounded up to a whole number of 64-byte lines.
-template <class T> inline Index aligned(Index count) {
-    constexpr Index line = 64 / static_cast<Index>(sizeof(T));
-    return (count + line - 1) / line * line;
-}
-
-// Bump allocation inside a workspace, in elements, 64-byte aligned.
-template <class T> struct Carve {
-    Index used = 0;
-    Index take(Index count) {
-        const Index at = used;
-        used += aligned<T>(count);
-        return at;
-    }
-};
-
-// [begin, end) of part `part` of `parts` of [0, count), in whole granules.
-struct Range {
-    Index begin, end;
-};
-inline Range split_range(Index count, Index part, Index parts, Index granule) {
-    const Index granules = (count + granule - 1) / granule;
-    const Index begin = granules * part / parts * granule;
-    const Index end = granules * (part + 1) / parts * granule;
-    return {min_of(begin, count), min_of(end, count)};
-}
-
-// Parts per thread of a phase's packed products: each part packs its own copy of B, and a
-// second part per thread costs the large LSTM 2% on an idle machine (measured), more than it
-// gains on a busy one, where small jobs run on the caller alone (threads.h).
-constexpr Index kProductPartsPerThread = 1;
-// Parts per thread of work that packs nothing (dot products, column sums, dropout).
-constexpr Index kPartsPerThread = 4;
-
-// Most parts worth cutting a phase's work into for a call on `threads` threads.
-inline Index max_parts(int threads, Index per_thread) { return threads > 1 ? per_thread * threads : 1; }
-
-// One phase's work over [0, count) cut into parts of whole granules, as even as they go.
-struct Parts {
-    Index count, granule, parts;
-    Parts(Index count_, Index granule_, Index most)
-        : count(count_), granule(granule_), parts(min_of((count_ + granule_ - 1) / granule_, most)) {}
-    Range operator[](Index part) const { return split_range(count, part, parts, granule); }
-};
-
-// The Job (threads.h) of a run object that has items(phase) and run_item(phase, item, thread),
-// doing about `flops` floating-point operations.
-template <class Run> inline Job job_of(Run& run, double flops) {
-    return Job{[](void* context, Index phase) { return static_cast<Run*>(context)->items(phase); },
-               [](void* context, Index phase, Index item, int thread) {
-                   static_cast<Run*>(context)->run_item(phase, item, thread);
-               },
-               &run, flops};
-}
-
-struct Dims {
-    StackConfig config;
-    Index steps, batch, hidden, gates, directions, layers, panels;
-    bool lstm, gru;
-
-    Dims(const StackConfig& c, Index T, Index B, Index width)
-        : config(c), steps(T), batch(B), hidden(c.hidden_size), gates(c.gates()),
-          directions(c.directions), layers(c.num_layers), panels((c.hidden_size + width - 1) / width),
-          lstm(c.kind == CellKind::lstm), gru(c.kind == CellKind::gru) {}
-
-    Index rows() const { return steps * batch; }
-    Index gate_rows() const { return gates * hidden; }                  // G*H
-    Index gates_ld() const { return directions * gates * hidden; }      // D*G*H
-    Index output_ld() const { return directions * hidden; }             // D*H
-    Index input_size(Index layer) const { return config.layer_input_size(layer); }
-    Index widest_product() const {
-        Index widest = max_of(gate_rows(), config.input_size);
-        return max_of(widest, output_ld());
-    }
-    // Time processed by direction d at iteration s of the forward loop.
-    Index time(Index direction, Index s) const { return direction == 0 ? s : steps - 1 - s; }
-    Index state_before(Index direction, Index t) const { return direction == 0 ? t : t + 1; }
-    Index state_after(Index direction, Index t) const { return direction == 0 ? t + 1 : t; }
-};
-
-// Activations a training-mode forward keeps for backward, per layer and direction.
-template <class T> struct StoredLayout {
-    Index gates_size, states_size, extra_size, layer_size, direction_size, outputs_begin, output_size, total;
-
-    explicit StoredLayout(const Dims& d) {
-        gates_size = aligned<T>(d.rows() * d.gates_ld());
-        states_size = aligned<T>((d.steps + 1) * d.batch * d.hidden);
-        extra_size = d.gru ? aligned<T>(d.rows() * d.hidden) : 0;
-        direction_size = states_size * (d.lstm ? 2 : 1) + extra_size;
-        layer_size = gates_size + d.directions * direction_size;
-        outputs_begin = d.layers * layer_size;
-        output_size = aligned<T>(d.rows() * d.output_ld());
-        total = outputs_begin + (d.layers - 1) * output_size;
-    }
-    Index gates(Index layer) const { return layer * layer_size; }
-    Index states(Index layer, Index direction) const {
-        return layer * layer_size + gates_size + direction * direction_size;
-    }
-    Index cells(Index layer, Index direction) const { return states(layer, direction) + states_size; }
-    Index extra(Index layer, Index direction) const {
-        return states(layer, direction) + direction_size - extra_size;
-    }
-    Index output(Index layer) const { return outputs_begin + layer * output_size; }
-};
-
-template <class T> struct ForwardScratchLayout {
-    // Inference only: the projection, two state slots per direction, and ping-pong layer outputs.
-    Index projection = 0, states = 0, cells = 0, extra = 0, outputs = 0, output_size = 0, state_size = 0;
-    Index packed = 0, packed_size = 0, bias = 0, bias_hn = 0, gemm = 0, gemm_size = 0, total = 0;
-
-    ForwardScratchLayout(const Dims& d, bool training, bool dot, int threads) {
-        Carve<T> carve;
-        if (!training) {
-            projection = carve.take(d.rows() * d.gates_ld());
-            state_size = aligned<T>(d.batch * d.hidden);
-            states = carve.take(2 * d.directions * state_size);
-            if (d.lstm) cells = carve.take(2 * d.directions * state_size);
-            if (d.gru) extra = carve.take(d.directions * state_size);
-            output_size = aligned<T>(d.rows() * d.output_ld());
-            if (d.layers > 1) outputs = carve.take(2 * output_size);
-        }
-        packed_size = dot ? 0 : aligned<T>(d.gates * d.panels * panel_width<T>() * d.hidden);
-        packed = carve.take(d.directions * packed_size);
-        bias = carve.take(d.directions * d.gate_rows());
-        bias_hn = carve.take(d.directions * d.hidden);
-        gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
-        gemm = carve.take(threads * gemm_size);
-        total = carve.used;
-    }
-};
-
-template <class T> struct BackwardScratchLayout {
-    Index packed, packed_size, products, products_ld, products_size, carry_size, dh_partial, dc, gradients,
-        gradient_size, gemm, gemm_size, total;
-
-    // dot: the batch's recurrent products run as gemv_row on W_hh in place (see BackwardRun),
-    // into `products`; otherwise W_hh is packed.
-    BackwardScratchLayout(const Dims& d, int threads, bool dot) {
-        Carve<T> carve;
-        packed_size = dot ? 0 : aligned<T>(d.panels * panel_width<T>() * d.gate_rows());
-        packed = carve.take(d.directions * packed_size);
-        products_ld = d.panels * panel_width<T>();
-        products_size = dot ? aligned<T>(d.directions * d.batch * products_ld) : 0;
-        products = carve.take(threads * products_size);
-        carry_size = aligned<T>(d.batch * d.hidden);
-        dh_partial = carve.take(d.directions * carry_size);
-        dc = carve.take(d.directions * carry_size);
-        gradient_size = aligned<T>(d.rows() * d.output_ld());
-        gradients = carve.take(min_of<Index>(d.layers - 1, 2) * gradient_size);
-        gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
-        gemm = carve.take(threads * gemm_size);
-        total = carve.used;
-    }
-    // dL/d(output of layer), for layers below the top (whose gradient is the caller's dy).
-    Index gradient(Index layer) const { return gradients + (layer % 2) * gradient_size; }
-};
 
 // Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
 // recurrent products of every layer and direction.
@@ -234,64 +68,6 @@ struct StepTiles {
         if (rows.begin < rows.end) tile(direction, u, rows.begin, rows.end);
     }
 };
-
-// target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld; a
-// source_ld of 0 adds one row to every row).
-template <class T>
-inline void add_rows(T* target, Index target_ld, const T* source, Index source_ld, Index rows, Index columns) {
-    constexpr Index lanes = Simd<T>::lanes;
-    for (Index r = 0; r < rows; ++r) {
-        for (Index j = 0; j < columns; j += lanes) {
-            const Index n = min_of(lanes, columns - j);
-            T* out = target + r * target_ld + j;
-            store_partial(out, load_lanes(out, n) + load_lanes(source + r * source_ld + j, n), n);
-        }
-    }
-}
-
-// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
-// the input projection and linear_forward. A few rows (generation) run as dot products on w as
-// it is, in parts over the outputs; more run as a packed product, in parts over the rows.
-template <class T> struct LinearRows {
-    T* y;
-    Index ldy;
-    const T* x;
-    const T* w;
-    Index ldw;
-    const T* bias;
-    Index m, n, k;
-
-    bool dot() const { return m <= kDotRows; }
-    Parts parts(int threads) const {
-        return dot() ? Parts(n, Simd<T>::lanes, max_parts(threads, kPartsPerThread))
-                     : Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread));
-    }
-    // Part `range` of parts(): outputs with dot(), else rows.
-    void run(Range range, T* scratch) const {
-        if (dot()) {
-            const Index count = range.end - range.begin;
-            dot_rows(y + range.begin, ldy, x, k, m, w + range.begin * ldw, ldw, count, k);
-            if (bias) add_rows(y + range.begin, ldy, bias + range.begin, 0, m, count);
-            return;
-        }
-        gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, range.begin,
-                  range.end, n, k, scratch);
-    }
-};
-
-// sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added
-// row by row into sums[j] (accumulate) or into zero.
-template <class T>
-inline void add_column_sums(T* sums, const T* rows, Index ld, Index row_count, Index begin, Index end,
-                            bool accumulate) {
-    constexpr Index lanes = Simd<T>::lanes;
-    for (Index j = begin; j < end; j += lanes) {
-        const Index n = min_of(lanes, end - j);
-        Vec<T> total = accumulate ? load_lanes(sums + j, n) : Vec<T>{};
-        for (Index row = 0; row < row_count; ++row) total += load_lanes(rows + row * ld + j, n);
-        store_partial(sums + j, total, n);
-    }
-}
 
 template <class Cell, class T> struct ForwardRun {
     static constexpr bool two_phase = !Cell::single_phase;
