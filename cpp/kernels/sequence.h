@@ -1,5 +1,6 @@
-// Stacked, bidirectional recurrent layers over whole sequences, for any cell of rnn.h, lstm.h
-// or gru.h. Per layer: the input projection of all time steps as one product; per time step
+// Stacked, bidirectional recurrent layers over whole sequences, for any cell: ForwardRun and
+// BackwardRun take the cell's type (cells/cell.h says what it provides) and never ask which
+// cell it is. Per layer: the input projection of all time steps as one product; per time step
 // one product with W_hh whose output tiles go straight through the cell's elementwise step;
 // in backward only dh_{t-1} = dgates_t W_hh stays on the sequential path, and the weight
 // gradients and dx are single products over all T*B rows after the time loop.
@@ -7,7 +8,7 @@
 // that any thread may run (parallel.h); a phase starts once the previous one has finished.
 // Buffers and their layouts: workspace.h.
 //
-// Included inside namespace fastrnn::<isa> after the cell headers, workspace.h and rows.h.
+// Included inside namespace fastrnn::<isa> after cells/, workspace.h and rows.h.
 
 // Batch sizes up to this run the recurrent product as dot products on the unpacked W_hh:
 // packing would cost as much as the whole call when the next call (generation) repeats it.
@@ -34,13 +35,8 @@ inline int useful_threads_for(const StackConfig& config, Index /*steps*/, Index 
     return step_flops < kParallelStepFlops ? 1 : available;
 }
 
-// Sum of tile products over depth segments: tile = sum_s A_s[rows, depth_s] * panel rows
-// [offset_s, offset_s + depth_s).
-template <class T> struct Segment {
-    const T* a;
-    Index lda, depth, panel_offset;
-};
-
+// Sum of tile products over depth segments (cells/cell.h): tile = sum_s A_s[rows, depth_s] *
+// panel rows [offset_s, offset_s + depth_s).
 template <class T>
 inline void segment_product(Index rows, const Segment<T>* segments, int count, Panel<T> panel, T* tile) {
     for (int s = 0; s < count; ++s)
@@ -70,39 +66,36 @@ struct StepTiles {
 };
 
 template <class Cell, class T> struct ForwardRun {
-    static constexpr bool two_phase = !Cell::single_phase;
     const ForwardArgs<T>& args;
     Dims dims;
     bool dot;
-    StoredLayout<T> stored;
-    ForwardScratchLayout<T> scratch;
+    StoredLayout<Cell, T> stored;
+    ForwardScratchLayout<Cell, T> scratch;
     StepTiles tiles;
     Parts dropout_parts;
-    // Phases of a layer: prepare, project, the time steps (two each for a two-phase cell), finish.
+    // Phases of a layer: prepare, project, the time steps (Cell::phases each), finish.
     Index step_phases, layer_phases;
 
     ForwardRun(const ForwardArgs<T>& a, const Dims& d)
         : args(a), dims(d), dot(use_dot_recurrent(d.batch)), stored(d), scratch(d, a.training, dot, a.threads),
           tiles(d, a.threads),
           dropout_parts(a.training && a.dropout > 0 ? d.rows() * d.output_ld() : 0, 64, max_parts(a.threads, kPartsPerThread)),
-          step_phases(two_phase ? 2 : 1), layer_phases(3 + d.steps * step_phases) {}
+          step_phases(Cell::phases), layer_phases(3 + d.steps * step_phases) {}
 
     T* gates(Index layer) const {
         return args.training ? args.stored + stored.gates(layer) : args.scratch + scratch.projection;
     }
-    T* states(Index layer, Index direction) const {
-        return args.training ? args.stored + stored.states(layer, direction)
-                             : args.scratch + scratch.states + 2 * direction * scratch.state_size;
-    }
-    T* cells(Index layer, Index direction) const {
-        return args.training ? args.stored + stored.cells(layer, direction)
-                             : args.scratch + scratch.cells + 2 * direction * scratch.state_size;
+    // State part `part` (0: h, 1: c) of a direction.
+    T* states(Index layer, Index direction, int part = 0) const {
+        return args.training ? args.stored + stored.states(layer, direction, part)
+                             : args.scratch + scratch.states + 2 * (part * dims.directions + direction) * scratch.state_size;
     }
     // State slot i of a direction: all T+1 in training, two alternating ones in inference.
     Index slot(Index i) const { return (args.training ? i : i % 2) * dims.batch * dims.hidden; }
-    T* extra(Index layer, Index direction, Index t) const {
-        return args.training ? args.stored + stored.extra(layer, direction) + t * dims.batch * dims.hidden
-                             : args.scratch + scratch.extra + direction * scratch.state_size;
+    // The cell's kept values of step t: all T in training, one slot in inference.
+    T* kept(Index layer, Index direction, Index t) const {
+        return args.training ? args.stored + stored.kept(layer, direction) + t * dims.batch * dims.hidden
+                             : args.scratch + scratch.kept + direction * scratch.state_size;
     }
     const T* layer_input(Index layer) const { return layer == 0 ? args.x : layer_output(layer - 1); }
     T* layer_output(Index layer) const {
@@ -154,9 +147,9 @@ template <class Cell, class T> struct ForwardRun {
             }
         } else {
             const Index s = (k - 2) / step_phases;
-            const bool candidate_phase = (k - 2) % step_phases == 1;
+            const int step_phase = static_cast<int>((k - 2) % step_phases);
             tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
-                step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
+                step_item(layer, direction, s, u, row_begin, row_end, step_phase);
             });
         }
     }
@@ -174,28 +167,29 @@ template <class Cell, class T> struct ForwardRun {
                MatrixView<T>{w_hh + (g * H + first) * o.hh_stride, 1, o.hh_stride}, H, count);
     }
 
-    // Sums the biases the projection adds, and sets the initial states.
+    // Sums the biases the projection adds (b_ih + b_hh, b_ih alone in the gate blocks whose b_hh
+    // the cell adds itself: Cell::separate_bias_blocks), and sets the initial states.
     void set_biases_and_states(Index layer) {
-        const Index H = dims.hidden;
+        const Index H = dims.hidden, GH = dims.gate_rows();
+        const Index separate_begin = GH - scratch.separate_bias_size;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const ParamOffsets o = offsets(layer, direction);
-            T* bias = args.scratch + scratch.bias + direction * dims.gate_rows();
-            T* bias_hn = args.scratch + scratch.bias_hn + direction * H;
-            for (Index j = 0; j < dims.gate_rows(); ++j) {
-                // The PyTorch GRU keeps b_hn inside r*(W_hn h + b_hn): the step adds it.
-                const bool inside_reset = dims.gru && dims.config.linear_before_reset && j >= 2 * H;
+            T* bias = args.scratch + scratch.bias + direction * GH;
+            T* separate_bias = args.scratch + scratch.separate_bias + direction * scratch.separate_bias_size;
+            for (Index j = 0; j < GH; ++j) {
+                const bool separate = j >= separate_begin;
                 bias[j] = o.bias_ih < 0 ? T(0)
-                                        : args.weights[o.bias_ih + j] + (inside_reset ? T(0) : args.weights[o.bias_hh + j]);
+                                        : args.weights[o.bias_ih + j] + (separate ? T(0) : args.weights[o.bias_hh + j]);
             }
-            for (Index j = 0; j < H; ++j)
-                bias_hn[j] = o.bias_hh < 0 || !dims.gru ? T(0) : args.weights[o.bias_hh + 2 * H + j];
+            for (Index j = 0; j < scratch.separate_bias_size; ++j)
+                separate_bias[j] = o.bias_hh < 0 ? T(0) : args.weights[o.bias_hh + separate_begin + j];
             const Index first_state = dims.state_before(direction, dims.time(direction, 0));
             const Index state_values = dims.batch * H;
             const Index source = (layer * dims.directions + direction) * state_values;
-            copy_or_zero(states(layer, direction) + slot(first_state), args.h0 ? args.h0 + source : nullptr, state_values);
-            if (dims.lstm)
-                copy_or_zero(cells(layer, direction) + slot(first_state), args.c0 ? args.c0 + source : nullptr,
-                             state_values);
+            const T* initial[2] = {args.h0, args.c0};
+            for (int part = 0; part < Cell::state_parts; ++part)
+                copy_or_zero(states(layer, direction, part) + slot(first_state),
+                             initial[part] ? initial[part] + source : nullptr, state_values);
         }
     }
 
@@ -207,8 +201,7 @@ template <class Cell, class T> struct ForwardRun {
         }
     }
 
-    void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
-                   bool candidate_phase) {
+    void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end, int phase) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, B = dims.batch;
         const Index t = dims.time(direction, s);
@@ -217,13 +210,11 @@ template <class Cell, class T> struct ForwardRun {
         const T* w_hh = args.weights + o.weight_hh;
         const T* packed = args.scratch + scratch.packed + direction * scratch.packed_size;
         T* state = states(layer, direction);
-        T* cell = dims.lstm ? cells(layer, direction) : nullptr;
+        T* cell_state = Cell::state_parts > 1 ? states(layer, direction, 1) : nullptr;
         const T* h_prev = state + slot(dims.state_before(direction, t));
-        T* extra_t = dims.gru ? extra(layer, direction, t) : nullptr;
-        // The two-phase GRU's candidate product multiplies r*h_{t-1}, not h_{t-1}.
-        const T* a = candidate_phase ? extra_t : h_prev;
-        const Index first_gate = candidate_phase ? 2 : 0;
-        const Index gate_end = two_phase && !candidate_phase ? 2 : dims.gates;
+        T* kept_t = Cell::kept_values > 0 ? kept(layer, direction, t) : nullptr;
+        const ForwardProduct product = Cell::forward_product(phase);
+        const T* a = product.of_kept ? kept_t : h_prev;
         const Index gate_stride = kTileRows * width;
         // The cell reads whole vectors of the tile; dot_rows leaves the lanes past `units` unset.
         alignas(64) T tile[4 * kTileRows * width];
@@ -237,12 +228,14 @@ template <class Cell, class T> struct ForwardRun {
         f.gates_ld = dims.gates_ld();
         f.store_gates = args.training;
         f.state_ld = H;
-        f.bias_hn = args.scratch + scratch.bias_hn + direction * H + unit0;
+        f.separate_bias = Cell::separate_bias_blocks > 0
+                              ? args.scratch + scratch.separate_bias + direction * scratch.separate_bias_size + unit0
+                              : nullptr;
         f.y_ld = dims.output_ld();
         f.t = t;
         for (Index row = row_begin; row < row_end; row += kTileRows) {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
-            for (Index g = first_gate; g < gate_end; ++g) {
+            for (Index g = product.first_gate; g < product.end_gate; ++g) {
                 if (dot) {
                     dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * o.hh_stride,
                              o.hh_stride, units, H);
@@ -255,12 +248,12 @@ template <class Cell, class T> struct ForwardRun {
             f.gates = gates(layer) + (t * B + row) * dims.gates_ld() + direction * dims.gate_rows() + unit0;
             f.h_prev = h_prev + row * H + unit0;
             f.h_next = state + slot(dims.state_after(direction, t)) + row * H + unit0;
-            f.c_prev = cell ? cell + slot(dims.state_before(direction, t)) + row * H + unit0 : nullptr;
-            f.c_next = cell ? cell + slot(dims.state_after(direction, t)) + row * H + unit0 : nullptr;
-            f.extra = extra_t ? extra_t + row * H + unit0 : nullptr;
+            f.c_prev = cell_state ? cell_state + slot(dims.state_before(direction, t)) + row * H + unit0 : nullptr;
+            f.c_next = cell_state ? cell_state + slot(dims.state_after(direction, t)) + row * H + unit0 : nullptr;
+            f.kept = kept_t ? kept_t + row * H + unit0 : nullptr;
             f.y = layer_output(layer) + (t * B + row) * dims.output_ld() + direction * H + unit0;
             f.lengths = args.lengths ? args.lengths + row : nullptr;
-            Cell::forward_step(f, candidate_phase);
+            Cell::forward_step(f, phase);
         }
     }
 
@@ -270,47 +263,54 @@ template <class Cell, class T> struct ForwardRun {
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
             const Index target = (layer * dims.directions + direction) * state_values;
-            std::memcpy(args.hn + target, states(layer, direction) + last, state_values * sizeof(T));
-            if (dims.lstm) std::memcpy(args.cn + target, cells(layer, direction) + last, state_values * sizeof(T));
+            T* out[2] = {args.hn, args.cn};
+            for (int part = 0; part < Cell::state_parts; ++part)
+                std::memcpy(out[part] + target, states(layer, direction, part) + last, state_values * sizeof(T));
         }
     }
 };
 
 template <class Cell, class T> struct BackwardRun {
-    static constexpr bool two_phase = !Cell::single_phase;
     const BackwardArgs<T>& args;
     Dims dims;
-    StoredLayout<T> stored;
+    StoredLayout<Cell, T> stored;
     // A batch of a row or two runs each step's product dgates W_hh as gemv_row on W_hh in place:
     // packing it would cost more than the short sequences of such models gain from it.
     bool dot;
-    BackwardScratchLayout<T> scratch;
+    BackwardScratchLayout<Cell, T> scratch;
     StepTiles tiles;
-    // Phases of a layer: prepare, the time loop's iterations (two each for a two-phase cell,
-    // one more for dh0 when asked for), gradients.
+    // Phases of a layer: prepare, the time loop's iterations (Cell::phases each, and one more
+    // for dh0 when asked for), gradients.
     Index step_phases, layer_phases;
-    // The gradients phase, per direction: rows of dW_ih, of dW_hh (the GRU's n rows, another
-    // product, separately: parts align to tiles in each product's own rows, so that every
-    // element is summed the same way for any thread count), bias columns; then dx.
-    Parts ih_parts, hh_parts, hn_parts, bias_parts;
+    // The gradients phase, per direction: rows of dW_ih, of dW_hh (the cell's own rows,
+    // Cell::own_hh_blocks, another product, separately: parts align to tiles in each product's
+    // own rows, so that every element is summed the same way for any thread count), bias
+    // columns; then dx.
+    Parts ih_parts, hh_parts, own_hh_parts, bias_parts;
     // With only a row tile or two, where each part of dx would read all of W_ih, parts split
     // its columns instead of its rows.
     bool input_split_columns;
 
     BackwardRun(const BackwardArgs<T>& a, const Dims& d)
         : args(a), dims(d), stored(d), dot(use_dot_recurrent(d.batch)), scratch(d, a.threads, dot), tiles(d, a.threads),
-          step_phases(two_phase ? 2 : 1),
+          step_phases(Cell::phases),
           layer_phases(2 + d.steps * step_phases + (a.dh0 ? 1 : 0)),
           ih_parts(d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
-          hh_parts(d.gru ? 2 * d.hidden : d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
-          hn_parts(d.gru ? d.hidden : 0, kTileRows, max_parts(a.threads, kProductPartsPerThread)),
+          hh_parts(d.gate_rows() - Cell::own_hh_blocks * d.hidden, kTileRows,
+                   max_parts(a.threads, kProductPartsPerThread)),
+          own_hh_parts(Cell::own_hh_blocks * d.hidden, kTileRows, max_parts(a.threads, kProductPartsPerThread)),
           bias_parts(d.config.has_bias ? d.gate_rows() : 0, 16, max_parts(a.threads, kPartsPerThread)),
           input_split_columns(d.rows() <= kRowsReadingBInPlace) {}
 
     T* gates(Index layer) const { return args.stored + stored.gates(layer); }
-    const T* states(Index layer, Index direction) const { return args.stored + stored.states(layer, direction); }
-    const T* cells(Index layer, Index direction) const { return args.stored + stored.cells(layer, direction); }
-    T* extra(Index layer, Index direction) const { return args.stored + stored.extra(layer, direction); }
+    // State part `part` (0: h, 1: c) of a direction.
+    const T* states(Index layer, Index direction, int part = 0) const {
+        return args.stored + stored.states(layer, direction, part);
+    }
+    // The cell's kept values of every step, or null for a cell without.
+    T* kept(Index layer, Index direction) const {
+        return Cell::kept_values > 0 ? args.stored + stored.kept(layer, direction) : nullptr;
+    }
     Index slot(Index i) const { return i * dims.batch * dims.hidden; }
     const T* layer_input(Index layer) const {
         return layer == 0 ? args.x : args.stored + stored.output(layer - 1);
@@ -337,15 +337,16 @@ template <class Cell, class T> struct BackwardRun {
         return input_split_columns ? Parts(dims.input_size(layer), panel_width<T>(), max_parts(args.threads, kPartsPerThread))
                                    : Parts(dims.rows(), kTileRows, max_parts(args.threads, kProductPartsPerThread));
     }
-    Index weight_items() const { return ih_parts.parts + hh_parts.parts + hn_parts.parts + bias_parts.parts; }
+    Index weight_items() const { return ih_parts.parts + hh_parts.parts + own_hh_parts.parts + bias_parts.parts; }
     Index gradient_items(Index layer) const {
-        return dims.directions * weight_items() + input_gradient_parts(layer).parts + (args.dc0 ? 1 : 0);
+        return dims.directions * weight_items() + input_gradient_parts(layer).parts +
+               (Cell::state_parts > 1 && args.dc0 ? 1 : 0);
     }
 
     Index items(Index phase) const {
         if (phase >= dims.layers * layer_phases) return -1;
         const Index layer = dims.layers - 1 - phase / layer_phases, k = phase % layer_phases;
-        if (k == 0) return packed_panels() + (dims.lstm ? 1 : 0);
+        if (k == 0) return packed_panels() + (Cell::state_parts > 1 ? 1 : 0);
         if (k == layer_phases - 1) return gradient_items(layer);
         return step_items();
     }
@@ -356,15 +357,15 @@ template <class Cell, class T> struct BackwardRun {
             if (item < packed_panels()) {
                 pack_panel(layer, item);
             } else {
-                set_cell_gradients(layer);
+                set_cell_state_gradient(layer);
             }
         } else if (k == layer_phases - 1) {
             gradient_item(layer, item, thread);
         } else {
             // s = T, after the last step, only computes dh0.
             const Index s = (k - 1) / step_phases;
-            const bool reset_phase = (k - 1) % step_phases == 1;
-            step(layer, s, item, thread, reset_phase);
+            const int step_phase = static_cast<int>((k - 1) % step_phases);
+            step(layer, s, item, thread, step_phase);
         }
     }
 
@@ -379,8 +380,8 @@ template <class Cell, class T> struct BackwardRun {
         pack_b(packed(direction) + first * GH, columns, GH, count);
     }
 
-    // dL/dc at the last step: the caller's dcn, or zeros.
-    void set_cell_gradients(Index layer) {
+    // dL/dc (the cell state's gradient) at the last step: the caller's dcn, or zeros.
+    void set_cell_state_gradient(Index layer) {
         const Index state_values = dims.batch * dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const Index source = (layer * dims.directions + direction) * state_values;
@@ -394,12 +395,12 @@ template <class Cell, class T> struct BackwardRun {
 
     // Iteration s of the backward time loop: dL/dh for the step processed at s (the caller's
     // dhn at s = 0, else dgates of step s-1 times W_hh plus dh_partial), then the cell's
-    // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
-    // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
-    void step(Index layer, Index s, Index item, int thread, bool reset_phase) {
+    // backward step; at s = T that gradient is dh0. In a later phase of a two-phase cell: that
+    // phase's product (Cell::backward_segments), then the cell's step.
+    void step(Index layer, Index s, Index item, int thread, int phase) {
         if (!dot) {
             tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
-                step_item(layer, direction, s, u, row_begin, row_end, reset_phase, nullptr);
+                step_item(layer, direction, s, u, row_begin, row_end, phase, nullptr);
             });
             return;
         }
@@ -411,43 +412,30 @@ template <class Cell, class T> struct BackwardRun {
         const Index end = min_of(dims.panels, first + kPanelGroup);
         T* products = args.scratch + scratch.products + thread * scratch.products_size +
                       direction * B * scratch.products_ld;
-        if (reset_phase || s > 0) {   // s = 0 starts from dhn
+        if (phase > 0 || s > 0) {   // s = 0 starts from dhn
             const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
             const ParamOffsets o = offsets(layer, direction);
             const T* w_hh = args.weights + o.weight_hh + unit0;
             Segment<T> segments[2];
-            const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
+            const int count = product_segments(layer, direction, s, 0, phase, segments);
             for (Index r = 0; r < B; ++r)
                 for (int g = 0; g < count; ++g)
                     gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
                              w_hh + segments[g].panel_offset * o.hh_stride, o.hh_stride, units, segments[g].depth,
                              g > 0);
         }
-        for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
+        for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, phase, products);
     }
 
-    // The depth segments of step s's product for rows from `row`: dn W_hn in the GRU's reset
-    // phase, else dgates of step s-1 (s > 0) times W_hh, the GRU's n block from extra with
-    // linear_before_reset. Returns their count.
-    int product_segments(Index layer, Index direction, Index s, Index row, bool reset_phase, Segment<T>* segments) const {
+    // The depth segments of iteration s's product in phase `phase` for rows from `row`
+    // (Cell::backward_segments): phase 0 (s > 0) from the gradients of step s-1, a later phase
+    // from those of step s. Returns their count.
+    int product_segments(Index layer, Index direction, Index s, Index row, int phase, Segment<T>* segments) const {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        T* gates_buffer = gates(layer) + direction * GH;
-        if (reset_phase) {
-            // dL/d(r*h_{t-1}) = dn_t W_hn
-            segments[0] = {gates_buffer + (time(direction, s) * B + row) * ld + 2 * H, ld, H, 2 * H};
-            return 1;
-        }
-        const Index t_prev = time(direction, s - 1);
-        const T* dgates_prev = gates_buffer + (t_prev * B + row) * ld;
-        if (!dims.gru) {
-            segments[0] = {dgates_prev, ld, GH, 0};
-            return 1;
-        }
-        segments[0] = {dgates_prev, ld, 2 * H, 0};
-        if (!dims.config.linear_before_reset) return 1;
-        // The n block of dL/d(W_hh h) is dn*r, kept in extra.
-        segments[1] = {extra(layer, direction) + (t_prev * B + row) * H, H, H, 2 * H};
-        return 2;
+        const Index source_row = time(direction, phase == 0 ? s - 1 : s) * B + row;
+        const T* kept_steps = kept(layer, direction);
+        return Cell::backward_segments(phase, gates(layer) + direction * GH + source_row * ld, ld,
+                                       kept_steps ? kept_steps + source_row * H : nullptr, H, segments);
     }
 
     // Time processed by direction d at backward iteration s (the reverse of the forward order).
@@ -457,7 +445,7 @@ template <class Cell, class T> struct BackwardRun {
     // here, or already in `products` [B, products_ld] by unit when dot), then the cell's step.
     // Not inlined: inside run() the compiler spills the micro-kernel's accumulators.
     __attribute__((noinline)) void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
-                   bool reset_phase, T* products) {
+                   int phase, T* products) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
@@ -489,17 +477,17 @@ template <class Cell, class T> struct BackwardRun {
             const Index t = s < dims.steps ? time(direction, s) : -1;
             // With dot, the batch is one chunk of rows starting at 0.
             T* row_tile = products ? products + row * tile_ld + unit0 : local_tile;
-            if (!reset_phase && s == 0) {
+            if (phase == 0 && s == 0) {
                 for (Index r = 0; r < rows; ++r)
                     for (Index j = 0; j < units; ++j)
                         row_tile[r * tile_ld + j] =
                             args.dhn ? args.dhn[stack_index * state_values + (row + r) * H + unit0 + j] : T(0);
             } else if (!products) {
                 Segment<T> segments[2];
-                const int count = product_segments(layer, direction, s, row, reset_phase, segments);
+                const int count = product_segments(layer, direction, s, row, phase, segments);
                 segment_product(rows, segments, count, packed_panel(packed(direction) + u * GH * width), row_tile);
             }
-            if (!reset_phase && s > 0) add_rows(row_tile, tile_ld, dh_partial(direction) + row * H + unit0, H, rows, units);
+            if (phase == 0 && s > 0) add_rows(row_tile, tile_ld, dh_partial(direction) + row * H + unit0, H, rows, units);
             if (s == dims.steps) {
                 T* dh0 = args.dh0 + stack_index * state_values + row * H + unit0;
                 for (Index r = 0; r < rows; ++r)
@@ -512,18 +500,17 @@ template <class Cell, class T> struct BackwardRun {
             b.dy = output_gradient(layer) + (t * B + row) * dims.output_ld() + direction * H + unit0;
             b.gates = gates_buffer + (t * B + row) * ld + unit0;
             b.h_prev = state + slot(dims.state_before(direction, t)) + row * H + unit0;
-            b.h_next = state + slot(dims.state_after(direction, t)) + row * H + unit0;
-            if (dims.lstm) {
-                const T* cell = cells(layer, direction);
-                b.c_prev = cell + slot(dims.state_before(direction, t)) + row * H + unit0;
-                b.c_next = cell + slot(dims.state_after(direction, t)) + row * H + unit0;
+            if (Cell::state_parts > 1) {
+                const T* cell_state = states(layer, direction, 1);
+                b.c_prev = cell_state + slot(dims.state_before(direction, t)) + row * H + unit0;
+                b.c_next = cell_state + slot(dims.state_after(direction, t)) + row * H + unit0;
+                b.dc = dc(direction) + row * H + unit0;
             }
-            b.dc = dc(direction) + row * H + unit0;
             b.dh_partial = dh_partial(direction) + row * H + unit0;
-            b.extra = dims.gru ? extra(layer, direction) + (t * B + row) * H + unit0 : nullptr;
+            b.kept = Cell::kept_values > 0 ? kept(layer, direction) + (t * B + row) * H + unit0 : nullptr;
             b.lengths = args.lengths ? args.lengths + row : nullptr;
             b.t = t;
-            Cell::backward_step(b, reset_phase);
+            Cell::backward_step(b, phase);
         }
     }
 
@@ -536,7 +523,7 @@ template <class Cell, class T> struct BackwardRun {
         } else if (item < dims.directions * per_direction + input_items) {
             input_gradient(layer, input_gradient_parts(layer)[item - dims.directions * per_direction], thread);
         } else {
-            // The cell-state carry is dL/dc0 once the time loop is done.
+            // The cell state's carry is dL/dc0 once the time loop is done.
             const Index state_values = dims.batch * dims.hidden;
             for (Index direction = 0; direction < dims.directions; ++direction)
                 std::memcpy(args.dc0 + (layer * dims.directions + direction) * state_values, dc(direction),
@@ -573,18 +560,17 @@ template <class Cell, class T> struct BackwardRun {
             return;
         }
         part -= hh_parts.parts;
-        if (part < hn_parts.parts) {
-            // The GRU's n rows: dn*r times h_{t-1} (linear before reset) or dn times r*h_{t-1}.
-            const Range n = hn_parts[part];
-            const bool lbr = dims.config.linear_before_reset;
-            const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
-                                        : MatrixView<T>{dgates + 2 * H, 1, ld};
-            const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-            gemm_rows(ProductOutput<T>{dw_hh + 2 * H * o.hh_stride, o.hh_stride, accumulate, nullptr}, a, b, n.begin,
-                      n.end, H, rows, gemm_scratch(thread), padding);
-            return;
+        if constexpr (Cell::own_hh_blocks > 0) {
+            if (part < own_hh_parts.parts) {
+                const Range own_rows = own_hh_parts[part];
+                const ProductOperands<T> p = Cell::own_hh_operands(dgates, ld, h_prev, kept(layer, direction), H);
+                T* dw_own = dw_hh + (dims.gates - Cell::own_hh_blocks) * H * o.hh_stride;
+                gemm_rows(ProductOutput<T>{dw_own, o.hh_stride, accumulate, nullptr}, p.a, p.b, own_rows.begin,
+                          own_rows.end, H, rows, gemm_scratch(thread), padding);
+                return;
+            }
         }
-        bias_gradients(layer, direction, bias_parts[part - hn_parts.parts]);
+        bias_gradients(layer, direction, bias_parts[part - own_hh_parts.parts]);
     }
 
     // Columns `columns` of the bias gradients: column sums of the gate gradients.
@@ -597,14 +583,7 @@ template <class Cell, class T> struct BackwardRun {
         const Index rows = dims.rows();
         const bool accumulate = !args.overwrite_grads;
         add_column_sums(db_ih, dgates, ld, rows, columns.begin, columns.end, accumulate);
-        if (dims.gru && dims.config.linear_before_reset) {
-            // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
-            add_column_sums(db_hh, dgates, ld, rows, columns.begin, min_of(columns.end, 2 * H), accumulate);
-            add_column_sums(db_hh + 2 * H, extra(layer, direction), H, rows, max_of<Index>(columns.begin - 2 * H, 0),
-                            columns.end - 2 * H, accumulate);
-        } else {
-            add_column_sums(db_hh, dgates, ld, rows, columns.begin, columns.end, accumulate);
-        }
+        Cell::hh_bias_gradient(db_hh, dgates, ld, kept(layer, direction), H, rows, columns, accumulate);
     }
 
     // A part of dx = sum_d dgates_d W_ih_d (rows, or columns with input_split_columns): the

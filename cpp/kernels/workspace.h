@@ -29,12 +29,10 @@ template <class T> struct Carve {
 struct Dims {
     StackConfig config;
     Index steps, batch, hidden, gates, directions, layers, panels;
-    bool lstm, gru;
 
     Dims(const StackConfig& c, Index T, Index B, Index width)
         : config(c), steps(T), batch(B), hidden(c.hidden_size), gates(c.gates()),
-          directions(c.directions), layers(c.num_layers), panels((c.hidden_size + width - 1) / width),
-          lstm(c.kind == CellKind::lstm), gru(c.kind == CellKind::gru) {}
+          directions(c.directions), layers(c.num_layers), panels((c.hidden_size + width - 1) / width) {}
 
     Index rows() const { return steps * batch; }
     Index gate_rows() const { return gates * hidden; }                  // G*H
@@ -51,63 +49,64 @@ struct Dims {
     Index state_after(Index direction, Index t) const { return direction == 0 ? t + 1 : t; }
 };
 
-// Activations a training-mode forward keeps for backward, per layer and direction.
-template <class T> struct StoredLayout {
-    Index gates_size, states_size, extra_size, layer_size, direction_size, outputs_begin, output_size, total;
+// Activations a training-mode forward keeps for backward, per layer and direction: the gates,
+// then each direction's T+1 slots of each state part and its kept values.
+template <class Cell, class T> struct StoredLayout {
+    Index gates_size, states_size, kept_size, layer_size, direction_size, outputs_begin, output_size, total;
 
     explicit StoredLayout(const Dims& d) {
         gates_size = aligned<T>(d.rows() * d.gates_ld());
         states_size = aligned<T>((d.steps + 1) * d.batch * d.hidden);
-        extra_size = d.gru ? aligned<T>(d.rows() * d.hidden) : 0;
-        direction_size = states_size * (d.lstm ? 2 : 1) + extra_size;
+        kept_size = Cell::kept_values * aligned<T>(d.rows() * d.hidden);
+        direction_size = states_size * Cell::state_parts + kept_size;
         layer_size = gates_size + d.directions * direction_size;
         outputs_begin = d.layers * layer_size;
         output_size = aligned<T>(d.rows() * d.output_ld());
         total = outputs_begin + (d.layers - 1) * output_size;
     }
     Index gates(Index layer) const { return layer * layer_size; }
-    Index states(Index layer, Index direction) const {
-        return layer * layer_size + gates_size + direction * direction_size;
+    // State part `part` (0: h, 1: c).
+    Index states(Index layer, Index direction, int part) const {
+        return layer * layer_size + gates_size + direction * direction_size + part * states_size;
     }
-    Index cells(Index layer, Index direction) const { return states(layer, direction) + states_size; }
-    Index extra(Index layer, Index direction) const {
-        return states(layer, direction) + direction_size - extra_size;
-    }
+    Index kept(Index layer, Index direction) const { return states(layer, direction, Cell::state_parts); }
     Index output(Index layer) const { return outputs_begin + layer * output_size; }
 };
 
-template <class T> struct ForwardScratchLayout {
-    // Inference only: the projection, two state slots per direction, and ping-pong layer outputs.
-    Index projection = 0, states = 0, cells = 0, extra = 0, outputs = 0, output_size = 0, state_size = 0;
-    Index packed = 0, packed_size = 0, bias = 0, bias_hn = 0, gemm = 0, gemm_size = 0, total = 0;
+template <class Cell, class T> struct ForwardScratchLayout {
+    // Inference only: the projection, two slots per state part and direction, one of kept values
+    // per direction, and ping-pong layer outputs.
+    Index projection = 0, states = 0, kept = 0, outputs = 0, output_size = 0, state_size = 0;
+    Index packed = 0, packed_size = 0, bias = 0, separate_bias = 0, separate_bias_size = 0, gemm = 0, gemm_size = 0,
+          total = 0;
 
     ForwardScratchLayout(const Dims& d, bool training, bool dot, int threads) {
         Carve<T> carve;
         if (!training) {
             projection = carve.take(d.rows() * d.gates_ld());
             state_size = aligned<T>(d.batch * d.hidden);
-            states = carve.take(2 * d.directions * state_size);
-            if (d.lstm) cells = carve.take(2 * d.directions * state_size);
-            if (d.gru) extra = carve.take(d.directions * state_size);
+            states = carve.take(Cell::state_parts * 2 * d.directions * state_size);
+            kept = carve.take(Cell::kept_values * d.directions * state_size);
             output_size = aligned<T>(d.rows() * d.output_ld());
             if (d.layers > 1) outputs = carve.take(2 * output_size);
         }
         packed_size = dot ? 0 : aligned<T>(d.gates * d.panels * panel_width<T>() * d.hidden);
         packed = carve.take(d.directions * packed_size);
         bias = carve.take(d.directions * d.gate_rows());
-        bias_hn = carve.take(d.directions * d.hidden);
+        separate_bias_size = Cell::separate_bias_blocks * d.hidden;
+        separate_bias = carve.take(d.directions * separate_bias_size);
         gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
         gemm = carve.take(threads * gemm_size);
         total = carve.used;
     }
 };
 
-template <class T> struct BackwardScratchLayout {
+template <class Cell, class T> struct BackwardScratchLayout {
     Index packed, packed_size, products, products_ld, products_size, carry_size, dh_partial, dc, gradients,
         gradient_size, gemm, gemm_size, total;
 
     // dot: the batch's recurrent products run as gemv_row on W_hh in place (see BackwardRun),
-    // into `products`; otherwise W_hh is packed.
+    // into `products`; otherwise W_hh is packed. dc: the carry of the cell state's gradient.
     BackwardScratchLayout(const Dims& d, int threads, bool dot) {
         Carve<T> carve;
         packed_size = dot ? 0 : aligned<T>(d.panels * panel_width<T>() * d.gate_rows());
@@ -117,7 +116,7 @@ template <class T> struct BackwardScratchLayout {
         products = carve.take(threads * products_size);
         carry_size = aligned<T>(d.batch * d.hidden);
         dh_partial = carve.take(d.directions * carry_size);
-        dc = carve.take(d.directions * carry_size);
+        dc = carve.take((Cell::state_parts - 1) * d.directions * carry_size);
         gradient_size = aligned<T>(d.rows() * d.output_ld());
         gradients = carve.take(min_of<Index>(d.layers - 1, 2) * gradient_size);
         gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
