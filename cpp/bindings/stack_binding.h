@@ -138,8 +138,8 @@ public:
     // layer busy (see BusyGuard).
     void step(const T* weights, const T* x, T* h, T* c, T* y, int threads);
     const StackConfig& config() const { return config_; }
-    int useful_threads(Index steps, Index batch, int available) const {
-        return kernels_->useful_threads(config_, steps, batch, available);
+    int useful_threads(Index batch, int available) const {
+        return kernels_->useful_threads(config_, batch, available);
     }
     // [(name, offset, shape[, row_stride])] of the flat parameter buffer, in PyTorch's order;
     // weight rows are row_stride values apart (see ParamOffsets).

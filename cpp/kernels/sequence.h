@@ -29,7 +29,7 @@ inline double forward_flops(const Dims& d) {
 
 // A second thread pays when one time step's recurrent product is big enough to share: the
 // threads meet at a barrier after every step, however many steps there are.
-inline int useful_threads_for(const StackConfig& config, Index /*steps*/, Index batch, int available) {
+inline int useful_threads_for(const StackConfig& config, Index batch, int available) {
     const double step_flops = 2.0 * double(batch) * double(config.gates()) * double(config.hidden_size) *
                               double(config.hidden_size) * double(config.directions);
     return step_flops < kParallelStepFlops ? 1 : available;
@@ -114,7 +114,7 @@ template <class Cell, class T> struct ForwardRun {
         return {gates(layer) + direction * GH, dims.gates_ld(), layer_input(layer), args.weights + o.weight_ih,
                 o.ih_stride, args.scratch + scratch.bias + direction * GH, dims.rows(), GH, dims.input_size(layer)};
     }
-    Index packed_panels() const { return dot ? 0 : dims.directions * dims.gates * dims.panels; }
+    Index packed_panels() const { return dot ? 0 : dims.directions * dims.gate_count * dims.panels; }
     Index dropout_items(Index layer) const { return layer < dims.layers - 1 ? dropout_parts.parts : 0; }
 
     Index items(Index phase) const {
@@ -157,7 +157,7 @@ template <class Cell, class T> struct ForwardRun {
     // Packs panel `index` of W_hh^T, gate by gate (panel (g, u) covers units [u*width,
     // (u+1)*width) of gate g).
     void pack_panel(Index layer, Index index) {
-        const Index H = dims.hidden, G = dims.gates, P = dims.panels;
+        const Index H = dims.hidden, G = dims.gate_count, P = dims.panels;
         constexpr int width = panel_width<T>();
         const Index direction = index / (G * P), g = index / P % G, u = index % P;
         const ParamOffsets o = offsets(layer, direction);
@@ -183,7 +183,7 @@ template <class Cell, class T> struct ForwardRun {
             }
             for (Index j = 0; j < scratch.separate_bias_size; ++j)
                 separate_bias[j] = o.bias_hh < 0 ? T(0) : args.weights[o.bias_hh + separate_begin + j];
-            const Index first_state = dims.state_before(direction, dims.time(direction, 0));
+            const Index first_state = dims.state_before(direction, dims.forward_time(direction, 0));
             const Index state_values = dims.batch * H;
             const Index source = (layer * dims.directions + direction) * state_values;
             const T* initial[2] = {args.h0, args.c0};
@@ -204,7 +204,7 @@ template <class Cell, class T> struct ForwardRun {
     void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end, int phase) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, B = dims.batch;
-        const Index t = dims.time(direction, s);
+        const Index t = dims.forward_time(direction, s);
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
         const ParamOffsets o = offsets(layer, direction);
         const T* w_hh = args.weights + o.weight_hh;
@@ -261,7 +261,7 @@ template <class Cell, class T> struct ForwardRun {
     void final_states(Index layer) {
         const Index state_values = dims.batch * dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
-            const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
+            const Index last = slot(dims.state_after(direction, dims.forward_time(direction, dims.steps - 1)));
             const Index target = (layer * dims.directions + direction) * state_values;
             T* out[2] = {args.hn, args.cn};
             for (int part = 0; part < Cell::state_parts; ++part)
@@ -432,14 +432,14 @@ template <class Cell, class T> struct BackwardRun {
     // from those of step s. Returns their count.
     int product_segments(Index layer, Index direction, Index s, Index row, int phase, Segment<T>* segments) const {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        const Index source_row = time(direction, phase == 0 ? s - 1 : s) * B + row;
+        const Index source_row = backward_time(direction, phase == 0 ? s - 1 : s) * B + row;
         const T* kept_steps = kept(layer, direction);
         return Cell::backward_segments(phase, gates(layer) + direction * GH + source_row * ld, ld,
                                        kept_steps ? kept_steps + source_row * H : nullptr, H, segments);
     }
 
     // Time processed by direction d at backward iteration s (the reverse of the forward order).
-    Index time(Index direction, Index s) const { return direction == 0 ? dims.steps - 1 - s : s; }
+    Index backward_time(Index direction, Index s) const { return direction == 0 ? dims.steps - 1 - s : s; }
 
     // Panel u of step s for rows [row_begin, row_end): dL/dh into a tile (its product computed
     // here, or already in `products` [B, products_ld] by unit when dot), then the cell's step.
@@ -474,7 +474,7 @@ template <class Cell, class T> struct BackwardRun {
         b.state_ld = H;
         for (Index row = row_begin; row < row_end; row += kTileRows) {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
-            const Index t = s < dims.steps ? time(direction, s) : -1;
+            const Index t = s < dims.steps ? backward_time(direction, s) : -1;
             // With dot, the batch is one chunk of rows starting at 0.
             T* row_tile = products ? products + row * tile_ld + unit0 : local_tile;
             if (phase == 0 && s == 0) {
@@ -564,7 +564,7 @@ template <class Cell, class T> struct BackwardRun {
             if (part < own_hh_parts.parts) {
                 const Range own_rows = own_hh_parts[part];
                 const ProductOperands<T> p = Cell::own_hh_operands(dgates, ld, h_prev, kept(layer, direction), H);
-                T* dw_own = dw_hh + (dims.gates - Cell::own_hh_blocks) * H * o.hh_stride;
+                T* dw_own = dw_hh + (dims.gate_count - Cell::own_hh_blocks) * H * o.hh_stride;
                 gemm_rows(ProductOutput<T>{dw_own, o.hh_stride, accumulate, nullptr}, p.a, p.b, own_rows.begin,
                           own_rows.end, H, rows, gemm_scratch(thread), padding);
                 return;

@@ -28,15 +28,15 @@ template <class T> struct Carve {
 
 struct Dims {
     StackConfig config;
-    Index steps, batch, hidden, gates, directions, layers, panels;
+    Index steps, batch, hidden, gate_count, directions, layers, panels;
 
     Dims(const StackConfig& c, Index T, Index B, Index width)
-        : config(c), steps(T), batch(B), hidden(c.hidden_size), gates(c.gates()),
+        : config(c), steps(T), batch(B), hidden(c.hidden_size), gate_count(c.gates()),
           directions(c.directions), layers(c.num_layers), panels((c.hidden_size + width - 1) / width) {}
 
     Index rows() const { return steps * batch; }
-    Index gate_rows() const { return gates * hidden; }                  // G*H
-    Index gates_ld() const { return directions * gates * hidden; }      // D*G*H
+    Index gate_rows() const { return gate_count * hidden; }             // G*H
+    Index gates_ld() const { return directions * gate_count * hidden; } // D*G*H
     Index output_ld() const { return directions * hidden; }             // D*H
     Index input_size(Index layer) const { return config.layer_input_size(layer); }
     Index widest_product() const {
@@ -44,7 +44,7 @@ struct Dims {
         return max_of(widest, output_ld());
     }
     // Time processed by direction d at iteration s of the forward loop.
-    Index time(Index direction, Index s) const { return direction == 0 ? s : steps - 1 - s; }
+    Index forward_time(Index direction, Index s) const { return direction == 0 ? s : steps - 1 - s; }
     Index state_before(Index direction, Index t) const { return direction == 0 ? t : t + 1; }
     Index state_after(Index direction, Index t) const { return direction == 0 ? t + 1 : t; }
 };
@@ -90,7 +90,7 @@ template <class Cell, class T> struct ForwardScratchLayout {
             output_size = aligned<T>(d.rows() * d.output_ld());
             if (d.layers > 1) outputs = carve.take(2 * output_size);
         }
-        packed_size = dot ? 0 : aligned<T>(d.gates * d.panels * panel_width<T>() * d.hidden);
+        packed_size = dot ? 0 : aligned<T>(d.gate_count * d.panels * panel_width<T>() * d.hidden);
         packed = carve.take(d.directions * packed_size);
         bias = carve.take(d.directions * d.gate_rows());
         separate_bias_size = Cell::separate_bias_blocks * d.hidden;
