@@ -13,8 +13,8 @@
 //   forward_product(phase)     the gate blocks of W_hh forward phase `phase` multiplies, and by what
 //   backward_segments(...)     the depth segments of backward phase `phase`'s product with W_hh
 //   separate_bias_blocks       trailing gate blocks whose b_hh the step adds itself
-//   own_hh_blocks              trailing gate blocks of dW_hh that are not dgates^T h_{t-1}, whose
-//   own_hh_operands(...)         product the cell names
+//   own_hh_blocks              trailing gate blocks of dW_hh that are not dgates^T h_{t-1},
+//   own_hh_operands(...)         and the operands of their product
 //   hh_bias_gradient(...)      columns of db_hh
 // A new cell kind is a header here plus its line in registry.h.
 //
@@ -115,6 +115,9 @@ template <class T> struct Segment {
 
 // The operands of a weight-gradient product dW[rows, H] (+)= a b, summed over all T*B rows of a
 // sequence: a views gradients as [rows, T*B] (a transposed [T*B, rows]), b is [T*B, H].
+// Cell::own_hh_operands(dgates, gates_ld, h_prev, kept, hidden) gives them for its own rows of
+// dW_hh from a direction's whole buffers: dgates [T*B, gates_ld] (its first gate block at
+// column 0), the states feeding the T steps h_prev [T*B, H], the kept values [T*B, H].
 template <class T> struct ProductOperands {
     MatrixView<T> a, b;
 };
