@@ -105,7 +105,7 @@ py::array_t<std::int64_t> generate(const py::list& stacks, const py::list& weigh
                                   std::to_string(config.input_size) + " input features, gets " + std::to_string(features));
         const Index state_size = config.num_layers * config.directions * config.hidden_size;
         const Index width = config.directions * config.hidden_size;
-        Layer<T> layer{&stack, nullptr, stack.useful_threads(1, 1, threads), std::vector<T>(state_size),
+        Layer<T> layer{&stack, nullptr, stack.useful_threads(1, threads), std::vector<T>(state_size),
                        std::vector<T>(state_size), std::vector<T>(width)};
         layer.weights = stack.flat_parameters(weights[i], ("weights[" + std::to_string(i) + "]").c_str(), false);
         // The state after the prime, for a batch of one sequence; None means zeros.

@@ -335,7 +335,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
 
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
     const Index input_size = config_.input_size;
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+    const int threads = kernels_->useful_threads(config_, B, get_num_threads());
     // Backward reads the forward's input again, so training keeps a copy of its own: the caller
     // may change their array in between.
     const bool copy_x = shape.batch_first || (training && !own_copy(x, x_object));
@@ -420,7 +420,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     const T* parameters = flat_parameters(weights, "weights", false);
     T* grads = const_cast<T*>(flat_parameters(grads_object, "grads", true));
 
-    const int threads = kernels_->useful_threads(config_, T_, B, get_num_threads());
+    const int threads = kernels_->useful_threads(config_, B, get_num_threads());
     const Index stored_size = kernels_->stored_size(config_, T_, B);   // the forward's: no reallocation
     const Index scratch_size = kernels_->backward_scratch_size(config_, T_, B, threads);
     const Index staged_dy = shape.batch_first ? T_ * B * DH : 0;

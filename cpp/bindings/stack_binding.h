@@ -138,8 +138,8 @@ public:
     // layer busy (see BusyGuard).
     void step(const T* weights, const T* x, T* h, T* c, T* y, int threads);
     const StackConfig& config() const { return config_; }
-    int useful_threads(Index steps, Index batch, int available) const {
-        return kernels_->useful_threads(config_, steps, batch, available);
+    int useful_threads(Index batch, int available) const {
+        return kernels_->useful_threads(config_, batch, available);
     }
     // [(offset, shape[, row_stride])] of each tensor of the flat parameter buffer, in PyTorch's
     // order (per layer and direction: weight_ih, weight_hh[, bias_ih, bias_hh]; the names come

@@ -6,35 +6,13 @@
 
 #include "activations.h"
 #include "gemm.h"
-#include "tile.h"
+#include "parallel.h"
+#include "rows.h"
+#include "workspace.h"
 #include "dropout.h"
-#include "rnn.h"
-#include "lstm.h"
-#include "gru.h"
+#include "cells/cell.h"
+#include "cells/registry.h"
 #include "sequence.h"
-
-// Calls visit(Cell{}) with the cell type `config` describes.
-template <class Visitor> inline void visit_cell(const StackConfig& config, Visitor&& visit) {
-    switch (config.kind) {
-        case CellKind::rnn:
-            if (config.relu) {
-                visit(RnnCell<true>{});
-            } else {
-                visit(RnnCell<false>{});
-            }
-            break;
-        case CellKind::lstm:
-            visit(LstmCell{});
-            break;
-        case CellKind::gru:
-            if (config.linear_before_reset) {
-                visit(GruCell<true>{});
-            } else {
-                visit(GruCell<false>{});
-            }
-            break;
-    }
-}
 
 template <class T> void forward(const ForwardArgs<T>& args) {
     const Dims dims(args.config, args.steps, args.batch, panel_width<T>());
@@ -55,17 +33,23 @@ template <class T> void backward(const BackwardArgs<T>& args) {
 }
 
 template <class T> Index stored_size(const StackConfig& config, Index steps, Index batch) {
-    return StoredLayout<T>(Dims(config, steps, batch, panel_width<T>())).total;
+    const Dims dims(config, steps, batch, panel_width<T>());
+    return visit_cell(config, [&](auto cell) { return StoredLayout<decltype(cell), T>(dims).total; });
 }
 
 template <class T>
 Index forward_scratch_size(const StackConfig& config, Index steps, Index batch, bool training, int threads) {
     const Dims dims(config, steps, batch, panel_width<T>());
-    return ForwardScratchLayout<T>(dims, training, use_dot_recurrent(batch), threads).total;
+    return visit_cell(config, [&](auto cell) {
+        return ForwardScratchLayout<decltype(cell), T>(dims, training, use_dot_recurrent(batch), threads).total;
+    });
 }
 
 template <class T> Index backward_scratch_size(const StackConfig& config, Index steps, Index batch, int threads) {
-    return BackwardScratchLayout<T>(Dims(config, steps, batch, panel_width<T>()), threads, use_dot_recurrent(batch)).total;
+    const Dims dims(config, steps, batch, panel_width<T>());
+    return visit_cell(config, [&](auto cell) {
+        return BackwardScratchLayout<decltype(cell), T>(dims, threads, use_dot_recurrent(batch)).total;
+    });
 }
 
 template <class T> void activation(int which, const T* x, T* out, Index count) {

@@ -1,187 +1,22 @@
-// Stacked, bidirectional recurrent layers over whole sequences, for any cell of rnn.h, lstm.h
-// or gru.h. Per layer: the input projection of all time steps as one product; per time step
+// Stacked, bidirectional recurrent layers over whole sequences, for any cell: ForwardRun and
+// BackwardRun take the cell's type (cells/cell.h says what it provides) and never ask which
+// cell it is. Per layer: the input projection of all time steps as one product; per time step
 // one product with W_hh whose output tiles go straight through the cell's elementwise step;
 // in backward only dh_{t-1} = dgates_t W_hh stays on the sequential path, and the weight
 // gradients and dx are single products over all T*B rows after the time loop.
 // One parallel run per call (threads.h): a sequence of phases per layer, each cut into items
-// that any thread may run; a phase starts once the previous one has finished. The cuts depend
-// only on the shape and the call's thread count, so results are identical whoever runs what.
+// that any thread may run (parallel.h); a phase starts once the previous one has finished.
+// Buffers and their layouts: workspace.h.
 //
-// Layouts (all row-major, time-major): gates [T, B, D*G*H] (direction d at column d*G*H)
-// holds the input projection, then the activations (training), then the gradients w.r.t.
-// the pre-activations (backward). The hidden states of direction d live in `states`, slot
-// i holding the state before time i (forward direction) or before time i-1 (reverse), so that
-// the states feeding the T steps are always T consecutive slots.
-//
-// Included inside namespace fastrnn::<isa> after the cell headers.
+// Included inside namespace fastrnn::<isa> after cells/, workspace.h and rows.h.
 
 // Batch sizes up to this run the recurrent product as dot products on the unpacked W_hh:
 // packing would cost as much as the whole call when the next call (generation) repeats it.
 constexpr Index kDotBatch = 2;
-// Input projections of at most this many rows (T*B) likewise: reading W_ih once per row costs
-// less than packing it.
-constexpr Index kDotRows = 16;
 // Below this many flops per time step, a second thread costs more in barriers than it saves.
 constexpr double kParallelStepFlops = 50e3;
 
 inline bool use_dot_recurrent(Index batch) { return batch <= kDotBatch; }
-
-// count values of T rounded up to a whole number of 64-byte lines.
-template <class T> inline Index aligned(Index count) {
-    constexpr Index line = 64 / static_cast<Index>(sizeof(T));
-    return (count + line - 1) / line * line;
-}
-
-// Bump allocation inside a workspace, in elements, 64-byte aligned.
-template <class T> struct Carve {
-    Index used = 0;
-    Index take(Index count) {
-        const Index at = used;
-        used += aligned<T>(count);
-        return at;
-    }
-};
-
-// [begin, end) of part `part` of `parts` of [0, count), in whole granules.
-struct Range {
-    Index begin, end;
-};
-inline Range split_range(Index count, Index part, Index parts, Index granule) {
-    const Index granules = (count + granule - 1) / granule;
-    const Index begin = granules * part / parts * granule;
-    const Index end = granules * (part + 1) / parts * granule;
-    return {min_of(begin, count), min_of(end, count)};
-}
-
-// Parts per thread of a phase's packed products: each part packs its own copy of B, and a
-// second part per thread costs the large LSTM 2% on an idle machine (measured), more than it
-// gains on a busy one, where small jobs run on the caller alone (threads.h).
-constexpr Index kProductPartsPerThread = 1;
-// Parts per thread of work that packs nothing (dot products, column sums, dropout).
-constexpr Index kPartsPerThread = 4;
-
-// Most parts worth cutting a phase's work into for a call on `threads` threads.
-inline Index max_parts(int threads, Index per_thread) { return threads > 1 ? per_thread * threads : 1; }
-
-// One phase's work over [0, count) cut into parts of whole granules, as even as they go.
-struct Parts {
-    Index count, granule, parts;
-    Parts(Index count_, Index granule_, Index most)
-        : count(count_), granule(granule_), parts(min_of((count_ + granule_ - 1) / granule_, most)) {}
-    Range operator[](Index part) const { return split_range(count, part, parts, granule); }
-};
-
-// The Job (threads.h) of a run object that has items(phase) and run_item(phase, item, thread),
-// doing about `flops` floating-point operations.
-template <class Run> inline Job job_of(Run& run, double flops) {
-    return Job{[](void* context, Index phase) { return static_cast<Run*>(context)->items(phase); },
-               [](void* context, Index phase, Index item, int thread) {
-                   static_cast<Run*>(context)->run_item(phase, item, thread);
-               },
-               &run, flops};
-}
-
-struct Dims {
-    StackConfig config;
-    Index steps, batch, hidden, gates, directions, layers, panels;
-    bool lstm, gru;
-
-    Dims(const StackConfig& c, Index T, Index B, Index width)
-        : config(c), steps(T), batch(B), hidden(c.hidden_size), gates(c.gates()),
-          directions(c.directions), layers(c.num_layers), panels((c.hidden_size + width - 1) / width),
-          lstm(c.kind == CellKind::lstm), gru(c.kind == CellKind::gru) {}
-
-    Index rows() const { return steps * batch; }
-    Index gate_rows() const { return gates * hidden; }                  // G*H
-    Index gates_ld() const { return directions * gates * hidden; }      // D*G*H
-    Index output_ld() const { return directions * hidden; }             // D*H
-    Index input_size(Index layer) const { return config.layer_input_size(layer); }
-    Index widest_product() const {
-        Index widest = max_of(gate_rows(), config.input_size);
-        return max_of(widest, output_ld());
-    }
-    // Time processed by direction d at iteration s of the forward loop.
-    Index time(Index direction, Index s) const { return direction == 0 ? s : steps - 1 - s; }
-    Index state_before(Index direction, Index t) const { return direction == 0 ? t : t + 1; }
-    Index state_after(Index direction, Index t) const { return direction == 0 ? t + 1 : t; }
-};
-
-// Activations a training-mode forward keeps for backward, per layer and direction.
-template <class T> struct StoredLayout {
-    Index gates_size, states_size, extra_size, layer_size, direction_size, outputs_begin, output_size, total;
-
-    explicit StoredLayout(const Dims& d) {
-        gates_size = aligned<T>(d.rows() * d.gates_ld());
-        states_size = aligned<T>((d.steps + 1) * d.batch * d.hidden);
-        extra_size = d.gru ? aligned<T>(d.rows() * d.hidden) : 0;
-        direction_size = states_size * (d.lstm ? 2 : 1) + extra_size;
-        layer_size = gates_size + d.directions * direction_size;
-        outputs_begin = d.layers * layer_size;
-        output_size = aligned<T>(d.rows() * d.output_ld());
-        total = outputs_begin + (d.layers - 1) * output_size;
-    }
-    Index gates(Index layer) const { return layer * layer_size; }
-    Index states(Index layer, Index direction) const {
-        return layer * layer_size + gates_size + direction * direction_size;
-    }
-    Index cells(Index layer, Index direction) const { return states(layer, direction) + states_size; }
-    Index extra(Index layer, Index direction) const {
-        return states(layer, direction) + direction_size - extra_size;
-    }
-    Index output(Index layer) const { return outputs_begin + layer * output_size; }
-};
-
-template <class T> struct ForwardScratchLayout {
-    // Inference only: the projection, two state slots per direction, and ping-pong layer outputs.
-    Index projection = 0, states = 0, cells = 0, extra = 0, outputs = 0, output_size = 0, state_size = 0;
-    Index packed = 0, packed_size = 0, bias = 0, bias_hn = 0, gemm = 0, gemm_size = 0, total = 0;
-
-    ForwardScratchLayout(const Dims& d, bool training, bool dot, int threads) {
-        Carve<T> carve;
-        if (!training) {
-            projection = carve.take(d.rows() * d.gates_ld());
-            state_size = aligned<T>(d.batch * d.hidden);
-            states = carve.take(2 * d.directions * state_size);
-            if (d.lstm) cells = carve.take(2 * d.directions * state_size);
-            if (d.gru) extra = carve.take(d.directions * state_size);
-            output_size = aligned<T>(d.rows() * d.output_ld());
-            if (d.layers > 1) outputs = carve.take(2 * output_size);
-        }
-        packed_size = dot ? 0 : aligned<T>(d.gates * d.panels * panel_width<T>() * d.hidden);
-        packed = carve.take(d.directions * packed_size);
-        bias = carve.take(d.directions * d.gate_rows());
-        bias_hn = carve.take(d.directions * d.hidden);
-        gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
-        gemm = carve.take(threads * gemm_size);
-        total = carve.used;
-    }
-};
-
-template <class T> struct BackwardScratchLayout {
-    Index packed, packed_size, products, products_ld, products_size, carry_size, dh_partial, dc, gradients,
-        gradient_size, gemm, gemm_size, total;
-
-    // dot: the batch's recurrent products run as gemv_row on W_hh in place (see BackwardRun),
-    // into `products`; otherwise W_hh is packed.
-    BackwardScratchLayout(const Dims& d, int threads, bool dot) {
-        Carve<T> carve;
-        packed_size = dot ? 0 : aligned<T>(d.panels * panel_width<T>() * d.gate_rows());
-        packed = carve.take(d.directions * packed_size);
-        products_ld = d.panels * panel_width<T>();
-        products_size = dot ? aligned<T>(d.directions * d.batch * products_ld) : 0;
-        products = carve.take(threads * products_size);
-        carry_size = aligned<T>(d.batch * d.hidden);
-        dh_partial = carve.take(d.directions * carry_size);
-        dc = carve.take(d.directions * carry_size);
-        gradient_size = aligned<T>(d.rows() * d.output_ld());
-        gradients = carve.take(min_of<Index>(d.layers - 1, 2) * gradient_size);
-        gemm_size = aligned<T>(gemm_scratch_size<T>(d.widest_product()));
-        gemm = carve.take(threads * gemm_size);
-        total = carve.used;
-    }
-    // dL/d(output of layer), for layers below the top (whose gradient is the caller's dy).
-    Index gradient(Index layer) const { return gradients + (layer % 2) * gradient_size; }
-};
 
 // Multiply-adds x 2 of a forward pass (backward is about twice that): the input projections and
 // recurrent products of every layer and direction.
@@ -194,19 +29,14 @@ inline double forward_flops(const Dims& d) {
 
 // A second thread pays when one time step's recurrent product is big enough to share: the
 // threads meet at a barrier after every step, however many steps there are.
-inline int useful_threads_for(const StackConfig& config, Index /*steps*/, Index batch, int available) {
+inline int useful_threads_for(const StackConfig& config, Index batch, int available) {
     const double step_flops = 2.0 * double(batch) * double(config.gates()) * double(config.hidden_size) *
                               double(config.hidden_size) * double(config.directions);
     return step_flops < kParallelStepFlops ? 1 : available;
 }
 
-// Sum of tile products over depth segments: tile = sum_s A_s[rows, depth_s] * panel rows
-// [offset_s, offset_s + depth_s).
-template <class T> struct Segment {
-    const T* a;
-    Index lda, depth, panel_offset;
-};
-
+// Sum of tile products over depth segments (cells/cell.h): tile = sum_s A_s[rows, depth_s] *
+// panel rows [offset_s, offset_s + depth_s).
 template <class T>
 inline void segment_product(Index rows, const Segment<T>* segments, int count, Panel<T> panel, T* tile) {
     for (int s = 0; s < count; ++s)
@@ -235,98 +65,37 @@ struct StepTiles {
     }
 };
 
-// target[r, j] += source[r, j] for r < rows, j < columns (row strides target_ld, source_ld; a
-// source_ld of 0 adds one row to every row).
-template <class T>
-inline void add_rows(T* target, Index target_ld, const T* source, Index source_ld, Index rows, Index columns) {
-    constexpr Index lanes = Simd<T>::lanes;
-    for (Index r = 0; r < rows; ++r) {
-        for (Index j = 0; j < columns; j += lanes) {
-            const Index n = min_of(lanes, columns - j);
-            T* out = target + r * target_ld + j;
-            store_partial(out, load_lanes(out, n) + load_lanes(source + r * source_ld + j, n), n);
-        }
-    }
-}
-
-// y[m, n] (row stride ldy) = x[m, k] w[n, k]^T + bias (bias may be null; w has row stride ldw):
-// the input projection and linear_forward. A few rows (generation) run as dot products on w as
-// it is, in parts over the outputs; more run as a packed product, in parts over the rows.
-template <class T> struct LinearRows {
-    T* y;
-    Index ldy;
-    const T* x;
-    const T* w;
-    Index ldw;
-    const T* bias;
-    Index m, n, k;
-
-    bool dot() const { return m <= kDotRows; }
-    Parts parts(int threads) const {
-        return dot() ? Parts(n, Simd<T>::lanes, max_parts(threads, kPartsPerThread))
-                     : Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread));
-    }
-    // Part `range` of parts(): outputs with dot(), else rows.
-    void run(Range range, T* scratch) const {
-        if (dot()) {
-            const Index count = range.end - range.begin;
-            dot_rows(y + range.begin, ldy, x, k, m, w + range.begin * ldw, ldw, count, k);
-            if (bias) add_rows(y + range.begin, ldy, bias + range.begin, 0, m, count);
-            return;
-        }
-        gemm_rows(ProductOutput<T>{y, ldy, false, bias}, MatrixView<T>{x, k, 1}, MatrixView<T>{w, 1, ldw}, range.begin,
-                  range.end, n, k, scratch);
-    }
-};
-
-// sums[j] (+)= sum over rows [0, row_count) of rows[row * ld + j], for j in [begin, end): added
-// row by row into sums[j] (accumulate) or into zero.
-template <class T>
-inline void add_column_sums(T* sums, const T* rows, Index ld, Index row_count, Index begin, Index end,
-                            bool accumulate) {
-    constexpr Index lanes = Simd<T>::lanes;
-    for (Index j = begin; j < end; j += lanes) {
-        const Index n = min_of(lanes, end - j);
-        Vec<T> total = accumulate ? load_lanes(sums + j, n) : Vec<T>{};
-        for (Index row = 0; row < row_count; ++row) total += load_lanes(rows + row * ld + j, n);
-        store_partial(sums + j, total, n);
-    }
-}
-
 template <class Cell, class T> struct ForwardRun {
-    static constexpr bool two_phase = !Cell::single_phase;
     const ForwardArgs<T>& args;
     Dims dims;
     bool dot;
-    StoredLayout<T> stored;
-    ForwardScratchLayout<T> scratch;
+    StoredLayout<Cell, T> stored;
+    ForwardScratchLayout<Cell, T> scratch;
     StepTiles tiles;
     Parts dropout_parts;
-    // Phases of a layer: prepare, project, the time steps (two each for a two-phase cell), finish.
+    // Phases of a layer: prepare, project, the time steps (Cell::phases each), finish.
     Index step_phases, layer_phases;
 
     ForwardRun(const ForwardArgs<T>& a, const Dims& d)
         : args(a), dims(d), dot(use_dot_recurrent(d.batch)), stored(d), scratch(d, a.training, dot, a.threads),
           tiles(d, a.threads),
           dropout_parts(a.training && a.dropout > 0 ? d.rows() * d.output_ld() : 0, 64, max_parts(a.threads, kPartsPerThread)),
-          step_phases(two_phase ? 2 : 1), layer_phases(3 + d.steps * step_phases) {}
+          step_phases(Cell::phases), layer_phases(3 + d.steps * step_phases) {}
 
     T* gates(Index layer) const {
         return args.training ? args.stored + stored.gates(layer) : args.scratch + scratch.projection;
     }
-    T* states(Index layer, Index direction) const {
-        return args.training ? args.stored + stored.states(layer, direction)
-                             : args.scratch + scratch.states + 2 * direction * scratch.state_size;
-    }
-    T* cells(Index layer, Index direction) const {
-        return args.training ? args.stored + stored.cells(layer, direction)
-                             : args.scratch + scratch.cells + 2 * direction * scratch.state_size;
+    // State part `part` (0: h, 1: c) of a direction.
+    T* states(Index layer, Index direction, int part = 0) const {
+        return args.training ? args.stored + stored.states(layer, direction, part)
+                             : args.scratch + scratch.states + 2 * (part * dims.directions + direction) * scratch.state_size;
     }
     // State slot i of a direction: all T+1 in training, two alternating ones in inference.
     Index slot(Index i) const { return (args.training ? i : i % 2) * dims.batch * dims.hidden; }
-    T* extra(Index layer, Index direction, Index t) const {
-        return args.training ? args.stored + stored.extra(layer, direction) + t * dims.batch * dims.hidden
-                             : args.scratch + scratch.extra + direction * scratch.state_size;
+    // The cell's kept values of step t: all T in training, one slot in inference.
+    T* kept(Index layer, Index direction, Index t) const {
+        return args.training ? args.stored + stored.kept(layer, direction) + t * dims.batch * dims.hidden
+                             : args.scratch + scratch.kept + direction * scratch.state_size;
     }
     const T* layer_input(Index layer) const { return layer == 0 ? args.x : layer_output(layer - 1); }
     T* layer_output(Index layer) const {
@@ -345,7 +114,7 @@ template <class Cell, class T> struct ForwardRun {
         return {gates(layer) + direction * GH, dims.gates_ld(), layer_input(layer), args.weights + o.weight_ih,
                 o.ih_stride, args.scratch + scratch.bias + direction * GH, dims.rows(), GH, dims.input_size(layer)};
     }
-    Index packed_panels() const { return dot ? 0 : dims.directions * dims.gates * dims.panels; }
+    Index packed_panels() const { return dot ? 0 : dims.directions * dims.gate_count * dims.panels; }
     Index dropout_items(Index layer) const { return layer < dims.layers - 1 ? dropout_parts.parts : 0; }
 
     Index items(Index phase) const {
@@ -378,9 +147,9 @@ template <class Cell, class T> struct ForwardRun {
             }
         } else {
             const Index s = (k - 2) / step_phases;
-            const bool candidate_phase = (k - 2) % step_phases == 1;
+            const int step_phase = static_cast<int>((k - 2) % step_phases);
             tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
-                step_item(layer, direction, s, u, row_begin, row_end, candidate_phase);
+                step_item(layer, direction, s, u, row_begin, row_end, step_phase);
             });
         }
     }
@@ -388,7 +157,7 @@ template <class Cell, class T> struct ForwardRun {
     // Packs panel `index` of W_hh^T, gate by gate (panel (g, u) covers units [u*width,
     // (u+1)*width) of gate g).
     void pack_panel(Index layer, Index index) {
-        const Index H = dims.hidden, G = dims.gates, P = dims.panels;
+        const Index H = dims.hidden, G = dims.gate_count, P = dims.panels;
         constexpr int width = panel_width<T>();
         const Index direction = index / (G * P), g = index / P % G, u = index % P;
         const ParamOffsets o = offsets(layer, direction);
@@ -398,28 +167,29 @@ template <class Cell, class T> struct ForwardRun {
                MatrixView<T>{w_hh + (g * H + first) * o.hh_stride, 1, o.hh_stride}, H, count);
     }
 
-    // Sums the biases the projection adds, and sets the initial states.
+    // Sums the biases the projection adds (b_ih + b_hh, b_ih alone in the gate blocks whose b_hh
+    // the cell adds itself: Cell::separate_bias_blocks), and sets the initial states.
     void set_biases_and_states(Index layer) {
-        const Index H = dims.hidden;
+        const Index H = dims.hidden, GH = dims.gate_rows();
+        const Index separate_begin = GH - scratch.separate_bias_size;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const ParamOffsets o = offsets(layer, direction);
-            T* bias = args.scratch + scratch.bias + direction * dims.gate_rows();
-            T* bias_hn = args.scratch + scratch.bias_hn + direction * H;
-            for (Index j = 0; j < dims.gate_rows(); ++j) {
-                // The PyTorch GRU keeps b_hn inside r*(W_hn h + b_hn): the step adds it.
-                const bool inside_reset = dims.gru && dims.config.linear_before_reset && j >= 2 * H;
+            T* bias = args.scratch + scratch.bias + direction * GH;
+            T* separate_bias = args.scratch + scratch.separate_bias + direction * scratch.separate_bias_size;
+            for (Index j = 0; j < GH; ++j) {
+                const bool separate = j >= separate_begin;
                 bias[j] = o.bias_ih < 0 ? T(0)
-                                        : args.weights[o.bias_ih + j] + (inside_reset ? T(0) : args.weights[o.bias_hh + j]);
+                                        : args.weights[o.bias_ih + j] + (separate ? T(0) : args.weights[o.bias_hh + j]);
             }
-            for (Index j = 0; j < H; ++j)
-                bias_hn[j] = o.bias_hh < 0 || !dims.gru ? T(0) : args.weights[o.bias_hh + 2 * H + j];
-            const Index first_state = dims.state_before(direction, dims.time(direction, 0));
+            for (Index j = 0; j < scratch.separate_bias_size; ++j)
+                separate_bias[j] = o.bias_hh < 0 ? T(0) : args.weights[o.bias_hh + separate_begin + j];
+            const Index first_state = dims.state_before(direction, dims.forward_time(direction, 0));
             const Index state_values = dims.batch * H;
             const Index source = (layer * dims.directions + direction) * state_values;
-            copy_or_zero(states(layer, direction) + slot(first_state), args.h0 ? args.h0 + source : nullptr, state_values);
-            if (dims.lstm)
-                copy_or_zero(cells(layer, direction) + slot(first_state), args.c0 ? args.c0 + source : nullptr,
-                             state_values);
+            const T* initial[2] = {args.h0, args.c0};
+            for (int part = 0; part < Cell::state_parts; ++part)
+                copy_or_zero(states(layer, direction, part) + slot(first_state),
+                             initial[part] ? initial[part] + source : nullptr, state_values);
         }
     }
 
@@ -431,23 +201,20 @@ template <class Cell, class T> struct ForwardRun {
         }
     }
 
-    void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
-                   bool candidate_phase) {
+    void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end, int phase) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, P = dims.panels, B = dims.batch;
-        const Index t = dims.time(direction, s);
+        const Index t = dims.forward_time(direction, s);
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
         const ParamOffsets o = offsets(layer, direction);
         const T* w_hh = args.weights + o.weight_hh;
         const T* packed = args.scratch + scratch.packed + direction * scratch.packed_size;
         T* state = states(layer, direction);
-        T* cell = dims.lstm ? cells(layer, direction) : nullptr;
+        T* cell_state = Cell::state_parts > 1 ? states(layer, direction, 1) : nullptr;
         const T* h_prev = state + slot(dims.state_before(direction, t));
-        T* extra_t = dims.gru ? extra(layer, direction, t) : nullptr;
-        // The two-phase GRU's candidate product multiplies r*h_{t-1}, not h_{t-1}.
-        const T* a = candidate_phase ? extra_t : h_prev;
-        const Index first_gate = candidate_phase ? 2 : 0;
-        const Index gate_end = two_phase && !candidate_phase ? 2 : dims.gates;
+        T* kept_t = Cell::kept_values > 0 ? kept(layer, direction, t) : nullptr;
+        const ForwardProduct product = Cell::forward_product(phase);
+        const T* a = product.of_kept ? kept_t : h_prev;
         const Index gate_stride = kTileRows * width;
         // The cell reads whole vectors of the tile; dot_rows leaves the lanes past `units` unset.
         alignas(64) T tile[4 * kTileRows * width];
@@ -461,12 +228,14 @@ template <class Cell, class T> struct ForwardRun {
         f.gates_ld = dims.gates_ld();
         f.store_gates = args.training;
         f.state_ld = H;
-        f.bias_hn = args.scratch + scratch.bias_hn + direction * H + unit0;
+        f.separate_bias = Cell::separate_bias_blocks > 0
+                              ? args.scratch + scratch.separate_bias + direction * scratch.separate_bias_size + unit0
+                              : nullptr;
         f.y_ld = dims.output_ld();
         f.t = t;
         for (Index row = row_begin; row < row_end; row += kTileRows) {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
-            for (Index g = first_gate; g < gate_end; ++g) {
+            for (Index g = product.first_gate; g < product.end_gate; ++g) {
                 if (dot) {
                     dot_rows(tile + g * gate_stride, width, a + row * H, H, rows, w_hh + (g * H + unit0) * o.hh_stride,
                              o.hh_stride, units, H);
@@ -479,12 +248,12 @@ template <class Cell, class T> struct ForwardRun {
             f.gates = gates(layer) + (t * B + row) * dims.gates_ld() + direction * dims.gate_rows() + unit0;
             f.h_prev = h_prev + row * H + unit0;
             f.h_next = state + slot(dims.state_after(direction, t)) + row * H + unit0;
-            f.c_prev = cell ? cell + slot(dims.state_before(direction, t)) + row * H + unit0 : nullptr;
-            f.c_next = cell ? cell + slot(dims.state_after(direction, t)) + row * H + unit0 : nullptr;
-            f.extra = extra_t ? extra_t + row * H + unit0 : nullptr;
+            f.c_prev = cell_state ? cell_state + slot(dims.state_before(direction, t)) + row * H + unit0 : nullptr;
+            f.c_next = cell_state ? cell_state + slot(dims.state_after(direction, t)) + row * H + unit0 : nullptr;
+            f.kept = kept_t ? kept_t + row * H + unit0 : nullptr;
             f.y = layer_output(layer) + (t * B + row) * dims.output_ld() + direction * H + unit0;
             f.lengths = args.lengths ? args.lengths + row : nullptr;
-            Cell::forward_step(f, candidate_phase);
+            Cell::forward_step(f, phase);
         }
     }
 
@@ -492,49 +261,56 @@ template <class Cell, class T> struct ForwardRun {
     void final_states(Index layer) {
         const Index state_values = dims.batch * dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
-            const Index last = slot(dims.state_after(direction, dims.time(direction, dims.steps - 1)));
+            const Index last = slot(dims.state_after(direction, dims.forward_time(direction, dims.steps - 1)));
             const Index target = (layer * dims.directions + direction) * state_values;
-            std::memcpy(args.hn + target, states(layer, direction) + last, state_values * sizeof(T));
-            if (dims.lstm) std::memcpy(args.cn + target, cells(layer, direction) + last, state_values * sizeof(T));
+            T* out[2] = {args.hn, args.cn};
+            for (int part = 0; part < Cell::state_parts; ++part)
+                std::memcpy(out[part] + target, states(layer, direction, part) + last, state_values * sizeof(T));
         }
     }
 };
 
 template <class Cell, class T> struct BackwardRun {
-    static constexpr bool two_phase = !Cell::single_phase;
     const BackwardArgs<T>& args;
     Dims dims;
-    StoredLayout<T> stored;
+    StoredLayout<Cell, T> stored;
     // A batch of a row or two runs each step's product dgates W_hh as gemv_row on W_hh in place:
     // packing it would cost more than the short sequences of such models gain from it.
     bool dot;
-    BackwardScratchLayout<T> scratch;
+    BackwardScratchLayout<Cell, T> scratch;
     StepTiles tiles;
-    // Phases of a layer: prepare, the time loop's iterations (two each for a two-phase cell,
-    // one more for dh0 when asked for), gradients.
+    // Phases of a layer: prepare, the time loop's iterations (Cell::phases each, and one more
+    // for dh0 when asked for), gradients.
     Index step_phases, layer_phases;
-    // The gradients phase, per direction: rows of dW_ih, of dW_hh (the GRU's n rows, another
-    // product, separately: parts align to tiles in each product's own rows, so that every
-    // element is summed the same way for any thread count), bias columns; then dx.
-    Parts ih_parts, hh_parts, hn_parts, bias_parts;
+    // The gradients phase, per direction: rows of dW_ih, of dW_hh (the cell's own rows,
+    // Cell::own_hh_blocks, another product, separately: parts align to tiles in each product's
+    // own rows, so that every element is summed the same way for any thread count), bias
+    // columns; then dx.
+    Parts ih_parts, hh_parts, own_hh_parts, bias_parts;
     // With only a row tile or two, where each part of dx would read all of W_ih, parts split
     // its columns instead of its rows.
     bool input_split_columns;
 
     BackwardRun(const BackwardArgs<T>& a, const Dims& d)
         : args(a), dims(d), stored(d), dot(use_dot_recurrent(d.batch)), scratch(d, a.threads, dot), tiles(d, a.threads),
-          step_phases(two_phase ? 2 : 1),
+          step_phases(Cell::phases),
           layer_phases(2 + d.steps * step_phases + (a.dh0 ? 1 : 0)),
           ih_parts(d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
-          hh_parts(d.gru ? 2 * d.hidden : d.gate_rows(), kTileRows, max_parts(a.threads, kProductPartsPerThread)),
-          hn_parts(d.gru ? d.hidden : 0, kTileRows, max_parts(a.threads, kProductPartsPerThread)),
+          hh_parts(d.gate_rows() - Cell::own_hh_blocks * d.hidden, kTileRows,
+                   max_parts(a.threads, kProductPartsPerThread)),
+          own_hh_parts(Cell::own_hh_blocks * d.hidden, kTileRows, max_parts(a.threads, kProductPartsPerThread)),
           bias_parts(d.config.has_bias ? d.gate_rows() : 0, 16, max_parts(a.threads, kPartsPerThread)),
           input_split_columns(d.rows() <= kRowsReadingBInPlace) {}
 
     T* gates(Index layer) const { return args.stored + stored.gates(layer); }
-    const T* states(Index layer, Index direction) const { return args.stored + stored.states(layer, direction); }
-    const T* cells(Index layer, Index direction) const { return args.stored + stored.cells(layer, direction); }
-    T* extra(Index layer, Index direction) const { return args.stored + stored.extra(layer, direction); }
+    // State part `part` (0: h, 1: c) of a direction.
+    const T* states(Index layer, Index direction, int part = 0) const {
+        return args.stored + stored.states(layer, direction, part);
+    }
+    // The cell's kept values of every step, or null for a cell without.
+    T* kept(Index layer, Index direction) const {
+        return Cell::kept_values > 0 ? args.stored + stored.kept(layer, direction) : nullptr;
+    }
     Index slot(Index i) const { return i * dims.batch * dims.hidden; }
     const T* layer_input(Index layer) const {
         return layer == 0 ? args.x : args.stored + stored.output(layer - 1);
@@ -561,15 +337,16 @@ template <class Cell, class T> struct BackwardRun {
         return input_split_columns ? Parts(dims.input_size(layer), panel_width<T>(), max_parts(args.threads, kPartsPerThread))
                                    : Parts(dims.rows(), kTileRows, max_parts(args.threads, kProductPartsPerThread));
     }
-    Index weight_items() const { return ih_parts.parts + hh_parts.parts + hn_parts.parts + bias_parts.parts; }
+    Index weight_items() const { return ih_parts.parts + hh_parts.parts + own_hh_parts.parts + bias_parts.parts; }
     Index gradient_items(Index layer) const {
-        return dims.directions * weight_items() + input_gradient_parts(layer).parts + (args.dc0 ? 1 : 0);
+        return dims.directions * weight_items() + input_gradient_parts(layer).parts +
+               (Cell::state_parts > 1 && args.dc0 ? 1 : 0);
     }
 
     Index items(Index phase) const {
         if (phase >= dims.layers * layer_phases) return -1;
         const Index layer = dims.layers - 1 - phase / layer_phases, k = phase % layer_phases;
-        if (k == 0) return packed_panels() + (dims.lstm ? 1 : 0);
+        if (k == 0) return packed_panels() + (Cell::state_parts > 1 ? 1 : 0);
         if (k == layer_phases - 1) return gradient_items(layer);
         return step_items();
     }
@@ -580,15 +357,15 @@ template <class Cell, class T> struct BackwardRun {
             if (item < packed_panels()) {
                 pack_panel(layer, item);
             } else {
-                set_cell_gradients(layer);
+                set_cell_state_gradient(layer);
             }
         } else if (k == layer_phases - 1) {
             gradient_item(layer, item, thread);
         } else {
             // s = T, after the last step, only computes dh0.
             const Index s = (k - 1) / step_phases;
-            const bool reset_phase = (k - 1) % step_phases == 1;
-            step(layer, s, item, thread, reset_phase);
+            const int step_phase = static_cast<int>((k - 1) % step_phases);
+            step(layer, s, item, thread, step_phase);
         }
     }
 
@@ -603,8 +380,8 @@ template <class Cell, class T> struct BackwardRun {
         pack_b(packed(direction) + first * GH, columns, GH, count);
     }
 
-    // dL/dc at the last step: the caller's dcn, or zeros.
-    void set_cell_gradients(Index layer) {
+    // dL/dc (the cell state's gradient) at the last step: the caller's dcn, or zeros.
+    void set_cell_state_gradient(Index layer) {
         const Index state_values = dims.batch * dims.hidden;
         for (Index direction = 0; direction < dims.directions; ++direction) {
             const Index source = (layer * dims.directions + direction) * state_values;
@@ -618,12 +395,12 @@ template <class Cell, class T> struct BackwardRun {
 
     // Iteration s of the backward time loop: dL/dh for the step processed at s (the caller's
     // dhn at s = 0, else dgates of step s-1 times W_hh plus dh_partial), then the cell's
-    // backward step; at s = T that gradient is dh0. In the two-phase GRU's reset phase: the
-    // product dL/d(r*h) = dn W_hn and the reset gate's gradient.
-    void step(Index layer, Index s, Index item, int thread, bool reset_phase) {
+    // backward step; at s = T that gradient is dh0. In a later phase of a two-phase cell: that
+    // phase's product (Cell::backward_segments), then the cell's step.
+    void step(Index layer, Index s, Index item, int thread, int phase) {
         if (!dot) {
             tiles.run(item, [&](Index direction, Index u, Index row_begin, Index row_end) {
-                step_item(layer, direction, s, u, row_begin, row_end, reset_phase, nullptr);
+                step_item(layer, direction, s, u, row_begin, row_end, phase, nullptr);
             });
             return;
         }
@@ -635,53 +412,40 @@ template <class Cell, class T> struct BackwardRun {
         const Index end = min_of(dims.panels, first + kPanelGroup);
         T* products = args.scratch + scratch.products + thread * scratch.products_size +
                       direction * B * scratch.products_ld;
-        if (reset_phase || s > 0) {   // s = 0 starts from dhn
+        if (phase > 0 || s > 0) {   // s = 0 starts from dhn
             const Index unit0 = first * width, units = min_of(end * width, H) - unit0;
             const ParamOffsets o = offsets(layer, direction);
             const T* w_hh = args.weights + o.weight_hh + unit0;
             Segment<T> segments[2];
-            const int count = product_segments(layer, direction, s, 0, reset_phase, segments);
+            const int count = product_segments(layer, direction, s, 0, phase, segments);
             for (Index r = 0; r < B; ++r)
                 for (int g = 0; g < count; ++g)
                     gemv_row(products + r * scratch.products_ld + unit0, segments[g].a + r * segments[g].lda,
                              w_hh + segments[g].panel_offset * o.hh_stride, o.hh_stride, units, segments[g].depth,
                              g > 0);
         }
-        for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, reset_phase, products);
+        for (Index u = first; u < end; ++u) step_item(layer, direction, s, u, 0, B, phase, products);
     }
 
-    // The depth segments of step s's product for rows from `row`: dn W_hn in the GRU's reset
-    // phase, else dgates of step s-1 (s > 0) times W_hh, the GRU's n block from extra with
-    // linear_before_reset. Returns their count.
-    int product_segments(Index layer, Index direction, Index s, Index row, bool reset_phase, Segment<T>* segments) const {
+    // The depth segments of iteration s's product in phase `phase` for rows from `row`
+    // (Cell::backward_segments): phase 0 (s > 0) from the gradients of step s-1, a later phase
+    // from those of step s. Returns their count.
+    int product_segments(Index layer, Index direction, Index s, Index row, int phase, Segment<T>* segments) const {
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
-        T* gates_buffer = gates(layer) + direction * GH;
-        if (reset_phase) {
-            // dL/d(r*h_{t-1}) = dn_t W_hn
-            segments[0] = {gates_buffer + (time(direction, s) * B + row) * ld + 2 * H, ld, H, 2 * H};
-            return 1;
-        }
-        const Index t_prev = time(direction, s - 1);
-        const T* dgates_prev = gates_buffer + (t_prev * B + row) * ld;
-        if (!dims.gru) {
-            segments[0] = {dgates_prev, ld, GH, 0};
-            return 1;
-        }
-        segments[0] = {dgates_prev, ld, 2 * H, 0};
-        if (!dims.config.linear_before_reset) return 1;
-        // The n block of dL/d(W_hh h) is dn*r, kept in extra.
-        segments[1] = {extra(layer, direction) + (t_prev * B + row) * H, H, H, 2 * H};
-        return 2;
+        const Index source_row = backward_time(direction, phase == 0 ? s - 1 : s) * B + row;
+        const T* kept_steps = kept(layer, direction);
+        return Cell::backward_segments(phase, gates(layer) + direction * GH + source_row * ld, ld,
+                                       kept_steps ? kept_steps + source_row * H : nullptr, H, segments);
     }
 
     // Time processed by direction d at backward iteration s (the reverse of the forward order).
-    Index time(Index direction, Index s) const { return direction == 0 ? dims.steps - 1 - s : s; }
+    Index backward_time(Index direction, Index s) const { return direction == 0 ? dims.steps - 1 - s : s; }
 
     // Panel u of step s for rows [row_begin, row_end): dL/dh into a tile (its product computed
     // here, or already in `products` [B, products_ld] by unit when dot), then the cell's step.
     // Not inlined: inside run() the compiler spills the micro-kernel's accumulators.
     __attribute__((noinline)) void step_item(Index layer, Index direction, Index s, Index u, Index row_begin, Index row_end,
-                   bool reset_phase, T* products) {
+                   int phase, T* products) {
         constexpr int width = panel_width<T>();
         const Index H = dims.hidden, B = dims.batch, GH = dims.gate_rows(), ld = dims.gates_ld();
         const Index unit0 = u * width, units = min_of<Index>(width, H - unit0);
@@ -710,20 +474,20 @@ template <class Cell, class T> struct BackwardRun {
         b.state_ld = H;
         for (Index row = row_begin; row < row_end; row += kTileRows) {
             const Index rows = min_of<Index>(kTileRows, row_end - row);
-            const Index t = s < dims.steps ? time(direction, s) : -1;
+            const Index t = s < dims.steps ? backward_time(direction, s) : -1;
             // With dot, the batch is one chunk of rows starting at 0.
             T* row_tile = products ? products + row * tile_ld + unit0 : local_tile;
-            if (!reset_phase && s == 0) {
+            if (phase == 0 && s == 0) {
                 for (Index r = 0; r < rows; ++r)
                     for (Index j = 0; j < units; ++j)
                         row_tile[r * tile_ld + j] =
                             args.dhn ? args.dhn[stack_index * state_values + (row + r) * H + unit0 + j] : T(0);
             } else if (!products) {
                 Segment<T> segments[2];
-                const int count = product_segments(layer, direction, s, row, reset_phase, segments);
+                const int count = product_segments(layer, direction, s, row, phase, segments);
                 segment_product(rows, segments, count, packed_panel(packed(direction) + u * GH * width), row_tile);
             }
-            if (!reset_phase && s > 0) add_rows(row_tile, tile_ld, dh_partial(direction) + row * H + unit0, H, rows, units);
+            if (phase == 0 && s > 0) add_rows(row_tile, tile_ld, dh_partial(direction) + row * H + unit0, H, rows, units);
             if (s == dims.steps) {
                 T* dh0 = args.dh0 + stack_index * state_values + row * H + unit0;
                 for (Index r = 0; r < rows; ++r)
@@ -736,18 +500,17 @@ template <class Cell, class T> struct BackwardRun {
             b.dy = output_gradient(layer) + (t * B + row) * dims.output_ld() + direction * H + unit0;
             b.gates = gates_buffer + (t * B + row) * ld + unit0;
             b.h_prev = state + slot(dims.state_before(direction, t)) + row * H + unit0;
-            b.h_next = state + slot(dims.state_after(direction, t)) + row * H + unit0;
-            if (dims.lstm) {
-                const T* cell = cells(layer, direction);
-                b.c_prev = cell + slot(dims.state_before(direction, t)) + row * H + unit0;
-                b.c_next = cell + slot(dims.state_after(direction, t)) + row * H + unit0;
+            if (Cell::state_parts > 1) {
+                const T* cell_state = states(layer, direction, 1);
+                b.c_prev = cell_state + slot(dims.state_before(direction, t)) + row * H + unit0;
+                b.c_next = cell_state + slot(dims.state_after(direction, t)) + row * H + unit0;
+                b.dc = dc(direction) + row * H + unit0;
             }
-            b.dc = dc(direction) + row * H + unit0;
             b.dh_partial = dh_partial(direction) + row * H + unit0;
-            b.extra = dims.gru ? extra(layer, direction) + (t * B + row) * H + unit0 : nullptr;
+            b.kept = Cell::kept_values > 0 ? kept(layer, direction) + (t * B + row) * H + unit0 : nullptr;
             b.lengths = args.lengths ? args.lengths + row : nullptr;
             b.t = t;
-            Cell::backward_step(b, reset_phase);
+            Cell::backward_step(b, phase);
         }
     }
 
@@ -760,7 +523,7 @@ template <class Cell, class T> struct BackwardRun {
         } else if (item < dims.directions * per_direction + input_items) {
             input_gradient(layer, input_gradient_parts(layer)[item - dims.directions * per_direction], thread);
         } else {
-            // The cell-state carry is dL/dc0 once the time loop is done.
+            // The cell state's carry is dL/dc0 once the time loop is done.
             const Index state_values = dims.batch * dims.hidden;
             for (Index direction = 0; direction < dims.directions; ++direction)
                 std::memcpy(args.dc0 + (layer * dims.directions + direction) * state_values, dc(direction),
@@ -797,18 +560,17 @@ template <class Cell, class T> struct BackwardRun {
             return;
         }
         part -= hh_parts.parts;
-        if (part < hn_parts.parts) {
-            // The GRU's n rows: dn*r times h_{t-1} (linear before reset) or dn times r*h_{t-1}.
-            const Range n = hn_parts[part];
-            const bool lbr = dims.config.linear_before_reset;
-            const MatrixView<T> a = lbr ? MatrixView<T>{extra(layer, direction), 1, H}
-                                        : MatrixView<T>{dgates + 2 * H, 1, ld};
-            const MatrixView<T> b = lbr ? h_prev_rows : MatrixView<T>{extra(layer, direction), H, 1};
-            gemm_rows(ProductOutput<T>{dw_hh + 2 * H * o.hh_stride, o.hh_stride, accumulate, nullptr}, a, b, n.begin,
-                      n.end, H, rows, gemm_scratch(thread), padding);
-            return;
+        if constexpr (Cell::own_hh_blocks > 0) {
+            if (part < own_hh_parts.parts) {
+                const Range own_rows = own_hh_parts[part];
+                const ProductOperands<T> p = Cell::own_hh_operands(dgates, ld, h_prev, kept(layer, direction), H);
+                T* dw_own = dw_hh + (dims.gate_count - Cell::own_hh_blocks) * H * o.hh_stride;
+                gemm_rows(ProductOutput<T>{dw_own, o.hh_stride, accumulate, nullptr}, p.a, p.b, own_rows.begin,
+                          own_rows.end, H, rows, gemm_scratch(thread), padding);
+                return;
+            }
         }
-        bias_gradients(layer, direction, bias_parts[part - hn_parts.parts]);
+        bias_gradients(layer, direction, bias_parts[part - own_hh_parts.parts]);
     }
 
     // Columns `columns` of the bias gradients: column sums of the gate gradients.
@@ -821,14 +583,7 @@ template <class Cell, class T> struct BackwardRun {
         const Index rows = dims.rows();
         const bool accumulate = !args.overwrite_grads;
         add_column_sums(db_ih, dgates, ld, rows, columns.begin, columns.end, accumulate);
-        if (dims.gru && dims.config.linear_before_reset) {
-            // The GRU's dL/d(b_hn) is dn*r (kept in extra), not dn.
-            add_column_sums(db_hh, dgates, ld, rows, columns.begin, min_of(columns.end, 2 * H), accumulate);
-            add_column_sums(db_hh + 2 * H, extra(layer, direction), H, rows, max_of<Index>(columns.begin - 2 * H, 0),
-                            columns.end - 2 * H, accumulate);
-        } else {
-            add_column_sums(db_hh, dgates, ld, rows, columns.begin, columns.end, accumulate);
-        }
+        Cell::hh_bias_gradient(db_hh, dgates, ld, kept(layer, direction), H, rows, columns, accumulate);
     }
 
     // A part of dx = sum_d dgates_d W_ih_d (rows, or columns with input_split_columns): the

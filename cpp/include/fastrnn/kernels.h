@@ -51,8 +51,8 @@ template <class T> struct BackwardArgs {
 // Entry points of one instruction-set variant for one floating-point type.
 template <class T> struct KernelTable {
     const char* isa;              // the variant's name
-    // Threads worth using for a call of this shape, at most `available`.
-    int (*useful_threads)(const StackConfig& config, Index steps, Index batch, int available);
+    // Threads worth using for a call with this batch size, at most `available`.
+    int (*useful_threads)(const StackConfig& config, Index batch, int available);
     Index (*stored_size)(const StackConfig& config, Index steps, Index batch);
     Index (*forward_scratch_size)(const StackConfig& config, Index steps, Index batch, bool training,
                                   int threads);

@@ -1,17 +1,15 @@
 // LSTM, PyTorch gate order i, f, g, o:
 //   i = σ(.), f = σ(.), g = tanh(.), o = σ(.) of W_ih x + b_ih + W_hh h + b_hh
 //   c' = f*c + i*g,  h' = o*tanh(c')
-// Forward and backward elementwise steps on one tile; the driver supplies the products.
+// Two state parts, h and c; otherwise the defaults of cell.h.
 //
-// Included inside namespace fastrnn::<isa> after tile.h.
+// Included inside namespace fastrnn::<isa> after cell.h.
 
-struct LstmCell {
+struct LstmCell : CellDefaults<LstmCell> {
     static constexpr int gate_count = 4;
-    static constexpr bool single_phase = true;
-    template <class T> static void forward_step(const ForwardTile<T>& f, bool) { forward_tile(f); }
-    template <class T> static void backward_step(const BackwardTile<T>& b, bool) { backward_tile(b); }
+    static constexpr int state_parts = 2;
 
-    template <class T> static void forward_tile(const ForwardTile<T>& f) {
+    template <class T> static void forward_step(const ForwardTile<T>& f, int) {
         const Index H = f.hidden;
         for_each_vector<T>(f, [&](Index r) { forward_padded_row(f, r); }, [&](Index r, Index j, Index n) {
             T* gates = f.gates + r * f.gates_ld + j;
@@ -36,7 +34,7 @@ struct LstmCell {
         });
     }
 
-    template <class T> static void backward_tile(const BackwardTile<T>& b) {
+    template <class T> static void backward_step(const BackwardTile<T>& b, int) {
         const Index H = b.hidden;
         // A padded row's dc passes through unchanged (dc is updated in place).
         for_each_vector<T>(b, [&](Index r) { backward_padded_row(b, r, gate_count); }, [&](Index r, Index j, Index n) {

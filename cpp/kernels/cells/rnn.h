@@ -1,13 +1,10 @@
-// Vanilla RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu.
-// Forward and backward elementwise steps on one tile; the driver supplies the products.
+// Vanilla RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu. Everything else is
+// the defaults of cell.h.
 //
-// Included inside namespace fastrnn::<isa> after tile.h.
+// Included inside namespace fastrnn::<isa> after cell.h.
 
-template <bool Relu> struct RnnCell {
+template <bool Relu> struct RnnCell : CellDefaults<RnnCell<Relu>> {
     static constexpr int gate_count = 1;
-    static constexpr bool single_phase = true;
-    template <class T> static void forward_step(const ForwardTile<T>& f, bool) { forward_tile(f); }
-    template <class T> static void backward_step(const BackwardTile<T>& b, bool) { backward_tile(b); }
 
     template <class T> static Vec<T> activate(Vec<T> pre) {
         return Relu ? vector_relu<T>(pre) : vector_tanh<T>(pre);
@@ -19,7 +16,7 @@ template <bool Relu> struct RnnCell {
         return T(1) - h * h;
     }
 
-    template <class T> static void forward_tile(const ForwardTile<T>& f) {
+    template <class T> static void forward_step(const ForwardTile<T>& f, int) {
         for_each_vector<T>(f, [&](Index r) { forward_padded_row(f, r); }, [&](Index r, Index j, Index n) {
             T* gates = f.gates + r * f.gates_ld + j;
             const Vec<T> h = activate<T>(load_lanes(gates, n) + load(f.recurrent + r * panel_width<T>() + j));
@@ -29,7 +26,7 @@ template <bool Relu> struct RnnCell {
         });
     }
 
-    template <class T> static void backward_tile(const BackwardTile<T>& b) {
+    template <class T> static void backward_step(const BackwardTile<T>& b, int) {
         for_each_vector<T>(b, [&](Index r) { backward_padded_row(b, r, gate_count); }, [&](Index r, Index j, Index n) {
             T* gates = b.gates + r * b.gates_ld + j;
             const Vec<T> dh = load(b.product + r * b.product_ld + j) + load_lanes(b.dy + r * b.dy_ld + j, n);
