@@ -32,7 +32,7 @@ from checks import check_case
 TARGET = 1.25
 # Demos as `python -m fastrnn.demos NAME OPTIONS`: the short runs of the table and the rest.
 DEMOS = {"hihello": [], "sentence": [], "ship": [], "sixpence": [], "sine": ["--quick"],
-         "vibration": ["--quick"], "charlm": ["--quick"]}
+         "vibration": ["--quick"], "charlm": ["--quick"], "classify": ["--quick"], "sort": ["--quick"]}
 SIDE_BY_SIDE_DEMO = "ship"   # or the first demo asked for, if ship is not among them
 
 
