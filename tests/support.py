@@ -363,12 +363,17 @@ def result_dict(case, y, state_n, dx=None, dstate0=None, grads=None):
     return result
 
 
-def reference_run(case, data, dropout_masks=None):
-    """The reference's forward and backward in float64: (forward dict, full dict)."""
-    y, state_n, cache = reference.forward(
+def reference_forward(case, data, dropout_masks=None):
+    """The reference's training forward in float64: (y, state_n, cache)."""
+    return reference.forward(
         case.mode, data.x, data.params, num_layers=case.num_layers, bidirectional=case.bidirectional,
         state=public_state(case, data.state), lengths=case.lengths_array,
         linear_before_reset=case.linear_before_reset, dropout_masks=dropout_masks)
+
+
+def reference_run(case, data, dropout_masks=None):
+    """The reference's forward and backward in float64: (forward dict, full dict)."""
+    y, state_n, cache = reference_forward(case, data, dropout_masks)
     dx, dstate0, grads = reference.backward(cache, data.dy, public_state(case, data.dstate))
     state_n = state_tuple(case, state_n)
     return result_dict(case, y, state_n), result_dict(case, y, state_n, dx, state_tuple(case, dstate0), grads)

@@ -1,7 +1,8 @@
 """The native RNN/LSTM/GRU kernels (fastrnn._core, each variant called directly) against the
 NumPy reference: outputs, final states and every gradient, in inference and training mode, at
 the sizes where vectorised code breaks; outputs that a kernel leaves unwritten (each call follows
-one on NaN inputs, see support.native_results); and padded time steps that must never be read.
+one on NaN inputs, see support.native_results); padded time steps that must never be read; and
+the activations a training-mode forward stores for backward, by name.
 """
 
 from dataclasses import replace
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from fastrnn import reference
 from support import (CELL_IDS, CELLS, ISAS, Case, NativeRun, assert_close, make_data, native_results,
-                     reference_run, result_dict, scaled_error)
+                     reference_forward, reference_run, result_dict, scaled_error)
 
 DTYPES = [np.float64, np.float32]
 # Vector widths are 2 to 16 (portable float64 to avx512 float32), panels twice that: every
@@ -182,3 +183,64 @@ def test_lstm_returns_the_gradient_of_c0(isa):
     _, (_, expected), _ = reference.backward(reference.forward("lstm", data.x, data.params, state=data.state)[2],
                                              data.dy, data.dstate)
     assert scaled_error(dc0, expected, np.float64) <= 1e-10
+
+
+def expected_stored(case, cache, index):
+    """The reference's stored buffers of layer and direction `index`, with "reset_h" = r * h_{t-1}
+    added for GRU without linear_before_reset (the reference recomputes it in backward)."""
+    stored = dict(cache["stored"][index])
+    if case.mode == "gru" and not case.linear_before_reset:
+        h0, h = cache["state0"][0][index], stored["h"]
+        reverse = index % case.directions == 1
+        h_prev = np.concatenate([h[1:], h0[None]]) if reverse else np.concatenate([h0[None], h[:-1]])
+        stored = {"gates": stored["gates"], "reset_h": stored["gates"][..., :case.hidden_size] * h_prev,
+                  "h": stored["h"]}
+    return stored
+
+
+@cells
+@isas
+@dtypes
+@pytest.mark.parametrize("num_layers, lengths, layout", [(1, None, "time_major"), (1, (5, 2, 4), "time_major"),
+                                                         (2, None, "batch_first"), (2, (3, 5, 1), "time_major")])
+def test_stored_activations_match_reference(mode, linear_before_reset, isa, dtype, num_layers, lengths, layout):
+    """Each stored buffer by its reference name: the acts at valid steps, the states (carried
+    through padded steps) at every step."""
+    case = Case(mode, steps=5, batch=3, input_size=4, hidden_size=9, num_layers=num_layers, bidirectional=True,
+                linear_before_reset=linear_before_reset, lengths=lengths, layout=layout)
+    data = make_data(case).rounded(dtype)
+    data.x[case.padded()] = 0
+    run = NativeRun(case, data, dtype, isa)
+    run.forward()
+    stored = run.stack.stored_activations()
+    cache = reference_forward(case, data)[2]
+    valid = ~case.padded()
+    assert len(stored) == num_layers * case.directions
+    actual, expected = {}, {}
+    for index, buffers in enumerate(stored):
+        reference_buffers = expected_stored(case, cache, index)
+        assert list(buffers) == list(reference_buffers)
+        for name, buffer in buffers.items():
+            assert buffer.dtype == dtype and buffer.shape == reference_buffers[name].shape, name
+            steps = slice(None) if name in ("h", "c") else valid
+            actual[f"{name}[{index}]"] = buffer[steps]
+            expected[f"{name}[{index}]"] = reference_buffers[name][steps]
+    cell = f"{mode}{'' if linear_before_reset else '_reset_first'}"
+    assert_close(actual, expected, dtype, f"stored {cell} {np.dtype(dtype).name} vs reference")
+
+
+@isas
+def test_stored_activations_need_a_training_forward_not_yet_differentiated(isa):
+    case = Case("gru", steps=2, batch=2, input_size=3, hidden_size=4)
+    run = NativeRun(case, make_data(case), np.float64, isa)
+    message = "stored_activations: no training-mode forward to read"
+    with pytest.raises(ValueError, match=message):
+        run.stack.stored_activations()
+    run.forward(training=False)
+    with pytest.raises(ValueError, match=message):
+        run.stack.stored_activations()
+    run.forward()
+    assert list(run.stack.stored_activations()[0]) == ["gates", "hn", "h"]
+    run.backward()   # consumes them
+    with pytest.raises(ValueError, match=message):
+        run.stack.stored_activations()

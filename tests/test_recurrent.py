@@ -321,3 +321,22 @@ def test_a_failed_call_or_backward_leaves_the_recorded_steps_as_they_were():
     assert cell.recorded_steps() == 1
     dx, dh0 = cell.backward(np.ones_like(h))
     assert dx.shape == (1, 2) and dh0.shape == (1, 3)
+
+
+def test_stored_activations_are_time_major_and_held_until_backward():
+    """A batch_first layer's stored activations are time-major (T, B, width), like the
+    reference's; the layer no longer holds them after backward or eval()."""
+    layer = fastrnn.LSTM(3, 4, batch_first=True, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 5, 3))   # (B, T, input_size)
+    y, _ = layer(x)
+    (stored,) = layer.stored_activations()
+    assert {name: value.shape for name, value in stored.items()} == {"gates": (5, 2, 16), "h": (5, 2, 4),
+                                                                     "c": (5, 2, 4)}
+    np.testing.assert_array_equal(stored["h"], y.transpose(1, 0, 2))
+    layer.backward(np.ones_like(y))
+    with pytest.raises(ValueError, match="no training-mode forward"):
+        layer.stored_activations()
+    layer(x)
+    layer.eval()
+    with pytest.raises(ValueError, match="no training-mode forward"):
+        layer.stored_activations()

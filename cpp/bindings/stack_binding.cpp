@@ -409,9 +409,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     const State dstate = convert_state(dstate_object, "dstate");
 
     // No Python code runs from here on: the last forward cannot change until the kernels end.
-    if (!has_forward_)
-        throw py::value_error("backward: no training-mode forward to differentiate; run forward() in training mode "
-                              "first (each forward supports one backward)");
+    require_forward("backward", "to differentiate");
     const Shape shape = forward_shape_;
     const Index T_ = shape.steps, B = shape.batch, H = config_.hidden_size, DH = config_.directions * H;
     const Index input_size = config_.input_size;
@@ -470,6 +468,37 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     forward_input_.reset();
     forward_lengths_.reset();
     return py::make_tuple(dx ? py::object(*dx) : py::none(), dh0 ? make_state(*dh0, dc0) : py::none());
+}
+
+template <class T> void NativeStack<T>::require_forward(const char* call, const char* purpose) const {
+    if (!has_forward_)
+        throw py::value_error(std::string(call) + ": no training-mode forward " + purpose +
+                              "; run forward() in training mode first (each forward supports one backward)");
+}
+
+template <class T> py::list NativeStack<T>::stored_activations() {
+    BusyGuard busy(*this);
+    require_forward("stored_activations", "to read");
+    const Index T_ = forward_shape_.steps, B = forward_shape_.batch;
+    py::list stored;
+    for (Index layer = 0; layer < config_.num_layers; ++layer) {
+        for (Index direction = 0; direction < config_.directions; ++direction) {
+            StoredPart parts[kMaxStoredParts];
+            const int count = kernels_->stored_parts(config_, T_, B, layer, direction, parts);
+            py::dict named;
+            for (const StoredPart* part = parts; part < parts + count; ++part) {
+                Array copy({T_, B, part->width});
+                T* out = copy.mutable_data();
+                for (Index t = 0; t < T_; ++t)
+                    for (Index b = 0; b < B; ++b, out += part->width)
+                        std::memcpy(out, stored_.data() + part->offset + t * part->step_stride + b * part->row_stride,
+                                    static_cast<std::size_t>(part->width) * sizeof(T));
+                named[part->name] = copy;
+            }
+            stored.append(named);
+        }
+    }
+    return stored;
 }
 
 template <class T> void NativeStack<T>::step(const T* weights, const T* x, T* h, T* c, T* y, int threads) {

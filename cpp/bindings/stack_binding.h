@@ -90,6 +90,7 @@ public:
         }
         return data_.get();
     }
+    const T* data() const { return data_.get(); }
     void release() {
         data_.reset();
         capacity_ = 0;
@@ -132,6 +133,11 @@ public:
                        const py::object& dstate, bool input_gradient, bool state_gradient, bool overwrite_grads);
     // Forget the last training-mode forward: a later backward raises.
     void discard() { has_forward_ = false; }
+    // The activations the last training-mode forward stored, until backward consumes them: per
+    // layer and direction (index layer * D + direction, as reference.forward's cache["stored"]),
+    // {name: time-major (T, B, width) copy} of each StoredPart (kernels.h), whatever the forward's
+    // layout (B = 1 for an unbatched input).
+    py::list stored_activations();
     // For generation from C++, with the GIL released: one inference step at batch 1 from the
     // input x [input_size]. h and c [L*D, H] hold the state in and receive the new one (c is
     // unused but for LSTM); y [D*H] receives the output. Callers check the sizes and hold the
@@ -186,6 +192,8 @@ private:
     std::uint64_t dropout_seed_ = 0;
 
     Index states() const { return config_.num_layers * config_.directions; }
+    // ValueError "<call>: no training-mode forward <purpose>; ..." unless one is held.
+    void require_forward(const char* call, const char* purpose) const;
     std::vector<Index> sequence_shape(const Shape& shape, Index features) const;
     std::vector<Index> state_shape(const Shape& shape) const;
     Shape input_shape(const Array& x, bool batch_first) const;
@@ -212,6 +220,7 @@ template <class T> void bind_native_stack(py::module_& m, const char* name) {
         .def("backward", &Stack::backward, py::arg("weights"), py::arg("grads"), py::arg("dy"), py::arg("dstate"),
              py::arg("input_gradient"), py::arg("state_gradient") = true, py::arg("overwrite_grads") = false)
         .def("discard", &Stack::discard)
+        .def("stored_activations", &Stack::stored_activations)
         .def("parameter_placements", &Stack::parameter_placements)
         .def_property_readonly("parameter_count", &Stack::parameter_count)
         .def_property_readonly("isa", &Stack::isa);

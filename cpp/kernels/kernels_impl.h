@@ -38,6 +38,14 @@ template <class T> Index stored_size(const StackConfig& config, Index steps, Ind
 }
 
 template <class T>
+int stored_parts(const StackConfig& config, Index steps, Index batch, Index layer, Index direction, StoredPart* parts) {
+    const Dims dims(config, steps, batch, panel_width<T>());
+    return visit_cell(config, [&](auto cell) {
+        return StoredLayout<decltype(cell), T>(dims).parts(dims, layer, direction, parts);
+    });
+}
+
+template <class T>
 Index forward_scratch_size(const StackConfig& config, Index steps, Index batch, bool training, int threads) {
     const Dims dims(config, steps, batch, panel_width<T>());
     return visit_cell(config, [&](auto cell) {
@@ -158,6 +166,7 @@ template <class T> constexpr KernelTable<T> make_table() {
     return KernelTable<T>{FASTRNN_KERNEL_ISA,
                           &useful_threads_for,
                           &stored_size<T>,
+                          &stored_parts<T>,
                           &forward_scratch_size<T>,
                           &backward_scratch_size<T>,
                           &forward<T>,

@@ -50,8 +50,13 @@ struct Dims {
 };
 
 // Activations a training-mode forward keeps for backward, per layer and direction: the gates,
-// then each direction's T+1 slots of each state part and its kept values.
+// then each direction's T+1 slots of each state part and its kept values; then the outputs of
+// the layers below the top. parts() names and places those of a layer and direction for readers
+// (StoredPart; the layer outputs are not among them).
 template <class Cell, class T> struct StoredLayout {
+    static constexpr const char* state_names[2] = {"h", "c"};   // state part 0, 1
+    static_assert(1 + Cell::kept_values + Cell::state_parts <= kMaxStoredParts, "StoredPart list too short");
+
     Index gates_size, states_size, kept_size, layer_size, direction_size, outputs_begin, output_size, total;
 
     explicit StoredLayout(const Dims& d) {
@@ -71,6 +76,21 @@ template <class Cell, class T> struct StoredLayout {
     }
     Index kept(Index layer, Index direction) const { return states(layer, direction, Cell::state_parts); }
     Index output(Index layer) const { return outputs_begin + layer * output_size; }
+
+    // The parts of one layer and direction as kernels.h's StoredPart describes them, in the
+    // reference's order (acts, then states); returns their count.
+    int parts(const Dims& d, Index layer, Index direction, StoredPart* out) const {
+        const Index BH = d.batch * d.hidden;
+        int count = 0;
+        out[count++] = {"gates", gates(layer) + direction * d.gate_rows(), d.batch * d.gates_ld(), d.gates_ld(),
+                        d.gate_rows()};
+        if (Cell::kept_values > 0) out[count++] = {Cell::kept_name, kept(layer, direction), BH, d.hidden, d.hidden};
+        // The state after step t is in slot state_after(direction, t) = t + state_after(direction, 0).
+        for (int part = 0; part < Cell::state_parts; ++part)
+            out[count++] = {state_names[part], states(layer, direction, part) + d.state_after(direction, 0) * BH, BH,
+                            d.hidden, d.hidden};
+        return count;
+    }
 };
 
 template <class Cell, class T> struct ForwardScratchLayout {

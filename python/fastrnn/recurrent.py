@@ -85,6 +85,20 @@ class _Recurrent(Layer):
         parameters.zero_pending = False
         return result
 
+    def stored_activations(self):
+        """Copies of what the last training-mode forward() stored for backward(), named as the
+        reference names them (reference.forward's cache["stored"]): a list with one dict per
+        layer and direction, index layer * num_directions + direction, of arrays (T, B, width),
+        time-major even for a batch_first layer (B = 1 for an unbatched input):
+          "gates"    the gate activations (B, num_gates * hidden_size), PyTorch's gate order;
+          "hn"       GRU with linear_before_reset: W_hn h + b_hn;
+          "reset_h"  GRU without it: r * h (the reference recomputes it instead of storing it);
+          "h", "c"   the state after each step (c: LSTM), carried through padded steps.
+        At padded steps (t >= lengths[b]) only "h" and "c" are defined. ValueError once
+        backward() has consumed them, or without a training-mode forward (step() records its
+        steps apart: they are not these)."""
+        return self._native.stored_activations()
+
     def step(self, x, state=None):
         """y, state_1 = layer.step(x, state=None): one time step, x (batch, input_size) or unbatched
         (input_size,), state as forward's; y (batch, hidden_size). A step-by-step loop (a decoder

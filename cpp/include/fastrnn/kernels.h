@@ -48,12 +48,31 @@ template <class T> struct BackwardArgs {
     int threads;
 };
 
+// One named part of the activations a training-mode forward keeps in `stored` for one layer and
+// direction, named as reference._sequence_forward names its stored buffers:
+//   "gates"    [T, B, G*H] the gate activations, PyTorch's gate order
+//   "hn"       GRU with linear_before_reset: W_hn h_{t-1} + b_hn [T, B, H]
+//   "reset_h"  GRU without it: r * h_{t-1} [T, B, H] (the reference recomputes it, storing none)
+//   "h", "c"   [T, B, H] the state after each step (c: LSTM), carried through padded steps
+// Element (t, b, j) is stored[offset + t * step_stride + b * row_stride + j]. At padded steps
+// (t >= lengths[b]) only the states are defined. Backward overwrites gates and hn with gradients.
+struct StoredPart {
+    const char* name;
+    Index offset, step_stride, row_stride, width;
+};
+// Parts per layer and direction at most: gates, a kept value, two state parts.
+constexpr int kMaxStoredParts = 4;
+
 // Entry points of one instruction-set variant for one floating-point type.
 template <class T> struct KernelTable {
     const char* isa;              // the variant's name
     // Threads worth using for a call with this batch size, at most `available`.
     int (*useful_threads)(const StackConfig& config, Index batch, int available);
     Index (*stored_size)(const StackConfig& config, Index steps, Index batch);
+    // The parts of `stored` for layer `layer`, direction `direction`, in the order above, written
+    // to parts[0, count); returns count (at most kMaxStoredParts).
+    int (*stored_parts)(const StackConfig& config, Index steps, Index batch, Index layer, Index direction,
+                        StoredPart* parts);
     Index (*forward_scratch_size)(const StackConfig& config, Index steps, Index batch, bool training,
                                   int threads);
     Index (*backward_scratch_size)(const StackConfig& config, Index steps, Index batch, int threads);

@@ -8,7 +8,8 @@
 // and, where the defaults of CellDefaults (pre-activations W_ih x + b_ih + W_hh h_{t-1} + b_hh,
 // one product per step, state h alone) do not fit:
 //   state_parts                1 (h), or 2 (h, then the cell state c)
-//   kept_values                [B, H] buffers kept per step besides gates and states: 0 or 1
+//   kept_values                [B, H] buffers kept per step besides gates and states: 0 or 1,
+//   kept_name                    named as the reference names it (see StoredPart in kernels.h)
 //   phases                     time-loop phases per step: 2 when a product needs the step's own results
 //   forward_product(phase)     the gate blocks of W_hh forward phase `phase` multiplies, and by what
 //   backward_segments(...)     the depth segments of backward phase `phase`'s product with W_hh
@@ -127,6 +128,7 @@ template <class T> struct ProductOperands {
 template <class Cell> struct CellDefaults {
     static constexpr int state_parts = 1;
     static constexpr int kept_values = 0;
+    static constexpr const char* kept_name = nullptr;
     static constexpr int phases = 1;
     static constexpr int separate_bias_blocks = 0;
     static constexpr int own_hh_blocks = 0;

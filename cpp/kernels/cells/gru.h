@@ -16,6 +16,7 @@
 template <bool LinearBeforeReset> struct GruCell : CellDefaults<GruCell<LinearBeforeReset>> {
     static constexpr int gate_count = 3;
     static constexpr int kept_values = 1;
+    static constexpr const char* kept_name = LinearBeforeReset ? "hn" : "reset_h";
     static constexpr int phases = LinearBeforeReset ? 1 : 2;
     // b_hn sits inside r*(W_hn h + b_hn) with linear_before_reset: the step adds it.
     static constexpr int separate_bias_blocks = LinearBeforeReset ? 1 : 0;
