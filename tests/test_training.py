@@ -186,3 +186,13 @@ def test_a_model_subclass_must_define_the_protocol():
         model.fit(np.zeros((2, 2)), np.zeros((2, 2)), verbose=0)
     with pytest.raises(NotImplementedError, match=r"Incomplete must define get_config\(\)"):
         model.save("unused.npz")
+
+
+def test_fit_and_evaluate_report_plain_floats():
+    x, labels, lengths = two_ends_task(16, seed=0)
+    model = TwoEndsClassifier(2, 3, 4).compile("adam", "cross_entropy")
+    history = model.fit(x, labels, lengths=lengths, epochs=2, verbose=0, validation_split=0.25)
+    evaluated = model.evaluate(x, labels, lengths=lengths)
+    values = [value for series in history.history.values() for value in series] + list(evaluated.values())
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(type(value) is float for value in values), values

@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 
 _threads.apply_defaults()
+if _core.ignored_isa_request():
+    _threads.warn_at_import(_core.ignored_isa_request())
 
 
 def kernel_isa():

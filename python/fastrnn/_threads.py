@@ -8,6 +8,7 @@ smaller than the host would otherwise start more threads than it has CPUs to run
 
 import math
 import os
+import sys
 import warnings
 
 from . import _core
@@ -114,5 +115,16 @@ def apply_defaults():
     try:
         set_num_threads(int(text))
     except ValueError:
-        warnings.warn(f"FASTRNN_NUM_THREADS={text!r} ignored: expected an integer from 1 to {_core.max_threads}; "
-                      f"using {get_num_threads()} threads", RuntimeWarning, stacklevel=2)
+        warn_at_import(f"FASTRNN_NUM_THREADS={text!r} ignored: expected an integer from 1 to {_core.max_threads}; "
+                       f"using {get_num_threads()} threads")
+
+
+def warn_at_import(message):
+    """A RuntimeWarning attributed to the user's `import fastrnn`, the first frame outside
+    fastrnn, rather than to fastrnn's own code or <frozen importlib._bootstrap>. (warnings skips
+    the import machinery's frames itself when it counts stacklevel.)"""
+    frame, level = sys._getframe(1), 2   # stacklevel 2: the caller of this function
+    while frame is not None and not frame.f_code.co_filename.startswith("<frozen importlib") and \
+            frame.f_globals.get("__name__", "").partition(".")[0] == "fastrnn":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)

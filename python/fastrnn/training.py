@@ -202,9 +202,9 @@ class Model(Layer):
         """(d loss / d output, metrics, weight of the batch) for a batch's output."""
         weights = self._target_weights(output, lengths)
         loss, grad = self.loss(output, y, weights)
-        metrics = {"loss": loss}
+        metrics = {"loss": float(loss)}   # plain floats in metrics, History and evaluate's result
         if self.loss is losses.cross_entropy:
-            metrics["accuracy"] = losses.accuracy(output, y, weights)
+            metrics["accuracy"] = float(losses.accuracy(output, y, weights))
         weight = float(weights.sum()) if weights is not None else math.prod(output.shape[:-1])
         return grad, metrics, weight
 

@@ -51,9 +51,10 @@ class DemoParser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------------------------
 
 
-def trained(losses):
-    """Prints how the training loss went, for runs too short to need a progress bar."""
-    print(f"trained {len(losses)} epochs: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+def trained(losses, unit="epochs", per_epoch=1):
+    """Prints how the training loss went, for runs too short to need a progress bar; the run's
+    length counted in `unit`, `per_epoch` of them per epoch (passes over a text the data repeats)."""
+    print(f"trained {len(losses) * per_epoch} {unit}: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 
 
 def compare(metric, model_value, baseline_name, baseline_value):

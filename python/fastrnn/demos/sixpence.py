@@ -86,7 +86,7 @@ def many_to_one(args):
     ], seed=args.seed)
     model.compile(fastrnn.optim.Adam(lr=0.01), "cross_entropy")
     losses = model.fit(x, y, epochs=args.epochs, batch_size=32, verbose=0).history["loss"]   # a second: no bar
-    trained(losses)
+    trained(losses, "passes over the rhyme")
     text = continue_text(model, vocabulary, args.prime, len(RHYME) - len(args.prime), WINDOW)
     return (np.arange(1, len(losses) + 1), losses), text
 
@@ -107,7 +107,7 @@ def many_to_many(args):
     model.compile(fastrnn.optim.Adam(lr=0.01, clip_norm=5.0), "cross_entropy")
     losses = model.fit(x, y, epochs=max(1, args.epochs // COPIES), batch_size=4, shuffle=False, stateful=True,
                        verbose=0).history["loss"]
-    trained(losses)
+    trained(losses, "passes over the rhyme", COPIES)   # each epoch reads the rhyme COPIES times
     text = model.generate(args.prime, len(RHYME) - len(args.prime), temperature=args.temperature, seed=args.seed)
     return (COPIES * np.arange(1, len(losses) + 1), losses), text
 
