@@ -14,8 +14,8 @@ import pytest
 from fastrnn.demos import DEMOS, charlm, classify, hihello, sentence, ship, sine, sixpence, sort, stock, vibration
 from fastrnn.demos.common import DEMO_EXTRA
 
-# The classic daily-stock file, kept beside the checkout (../shared/data) rather than in it.
-STOCK_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "stock_daily.csv"
+# The classic daily-stock file (559 days, newest first), small enough to live with the tests.
+STOCK_CSV = Path(__file__).resolve().parent / "data" / "stock_daily.csv"
 
 try:
     import matplotlib  # noqa: F401
@@ -77,6 +77,14 @@ def test_charlm_resumes_from_its_checkpoint(tmp_path, capsys):
     assert resumed["validation_bits"] < first["validation_bits"]
 
 
+def test_charlm_names_a_text_file_that_is_not_utf8(tmp_path, capsys):
+    path = tmp_path / "cyrillic.txt"
+    path.write_bytes("привет, мир\n".encode("cp1251") * 50)
+    with pytest.raises(SystemExit):
+        charlm.main(["--text", str(path), "--quick"])
+    assert f"--text {path}: not UTF-8 text (invalid continuation byte at byte 0)" in capsys.readouterr().err
+
+
 def test_charlm_resume_needs_a_checkpoint(capsys):
     with pytest.raises(SystemExit):
         charlm.main(["--quick", "--resume"])
@@ -121,7 +129,6 @@ def test_stock_synthetic_beats_tomorrow_equals_today(tmp_path, capsys):
     assert "SYNTHETIC" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not STOCK_CSV.exists(), reason=f"{STOCK_CSV} is not beside the checkout")
 def test_stock_reads_the_classic_csv_oldest_day_first(capsys):
     newest = [float(value) for value in STOCK_CSV.read_text().splitlines()[1].split(",")]
     prices = stock.read_prices(STOCK_CSV, oldest_first=False)

@@ -99,7 +99,11 @@ def main(argv=None):
 def read_corpus(path, max_chars):
     """The first max_chars characters of the file at `path`, or of the stdlib sources."""
     if path is not None:
-        text, source = path.read_text(encoding="utf-8")[:max_chars], path
+        try:
+            text, source = path.read_text(encoding="utf-8")[:max_chars], path
+        except UnicodeDecodeError as error:
+            raise ValueError(f"--text {path}: not UTF-8 text ({error.reason} at byte {error.start}); convert it "
+                             f"first, e.g. iconv -f latin1 -t utf-8 {path} > text.txt") from None
     else:
         source = Path(sysconfig.get_paths()["stdlib"])
         parts, size = [], 0
