@@ -37,3 +37,11 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("worst measured errors")
     for check, error in sorted(support.WORST_ERRORS.items()):
         terminalreporter.write_line(f"{check:<55} {error:.3g}")
+
+
+@pytest.fixture
+def restore_threads():
+    """fastrnn's thread count as it was before the test."""
+    threads = fastrnn.get_num_threads()
+    yield
+    fastrnn.set_num_threads(threads)

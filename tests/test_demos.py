@@ -70,11 +70,15 @@ def test_charlm_resumes_from_its_checkpoint(tmp_path, capsys):
     text.write_text(sixpence.RHYME * 20, encoding="utf-8")
     checkpoint = tmp_path / "charlm.npz"
     options = ["--quick", "--text", str(text), "--checkpoint", str(checkpoint)]
-    first = charlm.main(options)
+    first = charlm.main([*options, "--epochs", "1"])
     assert checkpoint.exists()
-    resumed = charlm.main([*options, "--resume"])
-    assert "resumed from" in capsys.readouterr().out
+    resumed = charlm.main([*options, "--resume", "--epochs", "2"])   # --epochs counts the checkpoint's too
+    printed = capsys.readouterr()   # the progress bar is on stderr
+    assert "resumed from" in printed.out and "Epoch 2/2" in printed.err and "Epoch 1/2" not in printed.err
     assert resumed["validation_bits"] < first["validation_bits"]
+    with pytest.raises(SystemExit):
+        charlm.main([*options, "--resume", "--epochs", "2"])
+    assert "the checkpoint has trained 2 epochs already" in capsys.readouterr().err
 
 
 def test_charlm_names_a_text_file_that_is_not_utf8(tmp_path, capsys):

@@ -17,13 +17,6 @@ import fastrnn
 from support import CELL_IDS, CELLS, ISAS, Case, NativeRun, assert_close, make_data, reference_run, result_dict
 
 
-@pytest.fixture
-def restore_threads():
-    threads = fastrnn.get_num_threads()
-    yield
-    fastrnn.set_num_threads(threads)
-
-
 # Each shape does >= 50e3 flops per time step, so the kernels use every thread they may.
 # "wide" splits each step's hidden-unit panels between the threads; "tall" has too few panels
 # (H = 9) for that and splits the batch rows instead, in partial row tiles; "narrow" and

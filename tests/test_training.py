@@ -196,3 +196,67 @@ def test_fit_and_evaluate_report_plain_floats():
     values = [value for series in history.history.values() for value in series] + list(evaluated.values())
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(type(value) is float for value in values), values
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming: a saved compiled model continues training exactly
+# ---------------------------------------------------------------------------------------------
+
+
+def char_model_with_dropout():
+    model = fastrnn.Sequential([fastrnn.Embedding(7, 5, seed=1),
+                                fastrnn.LSTM(5, 8, num_layers=2, dropout=0.3, batch_first=True, seed=2),
+                                fastrnn.Dense(8, 7, seed=3)], seed=4)
+    return model.compile(fastrnn.optim.Adam(lr=0.01, clip_norm=1.0), "cross_entropy")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_two_epochs_equal_one_saved_loaded_and_one_more_bitwise(tmp_path, restore_threads, threads):
+    # Adam's moments and step count, the shuffling generator and the dropout generators are all
+    # part of what continues: without any of them the second epoch differs.
+    fastrnn.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 7, (40, 6)), rng.integers(0, 7, (40, 6))
+    whole = char_model_with_dropout()
+    whole_history = whole.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+
+    first = char_model_with_dropout()
+    first.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    first.save(tmp_path / "checkpoint.npz")
+    resumed = fastrnn.load(tmp_path / "checkpoint.npz")
+    assert resumed.epochs_done == 1 and resumed.optimizer.iterations == 5
+    resumed_history = resumed.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=resumed.epochs_done).history
+
+    assert resumed_history["loss"] == whole_history["loss"][1:]
+    for name, value in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+
+
+def test_a_model_compiled_with_a_loss_of_its_own_saves_its_weights_only(tmp_path):
+    model = char_model_with_dropout()
+    model.compile("adam", lambda output, y, weights: fastrnn.losses.cross_entropy(output, y, weights))
+    model.save(tmp_path / "model.npz")
+    loaded = fastrnn.load(tmp_path / "model.npz")
+    assert loaded.optimizer is None and loaded.loss is None and loaded.epochs_done == 0
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda training: training.pop("optimizer"), r"training: the saved training state is malformed \(KeyError"),
+    (lambda training: training.update(epochs_done=-1), "epochs_done: expected a non-negative integer, got -1"),
+    (lambda training: training["optimizer"].update({"class": "Lion"}), "training: .*KeyError: 'lion'"),
+])
+def test_a_malformed_training_state_is_a_bad_file(tmp_path, edit, match):
+    import json
+    path = tmp_path / "model.npz"
+    model = char_model_with_dropout()
+    model.fit(np.zeros((8, 3), int), np.zeros((8, 3), int), epochs=1, verbose=0)
+    model.save(path)
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    config = json.loads(str(arrays["__config__"]))
+    edit(config["training"])
+    arrays["__config__"] = np.array(json.dumps(config))
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    with pytest.raises(ValueError, match=match):
+        fastrnn.load(path)

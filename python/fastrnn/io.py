@@ -31,6 +31,8 @@ FORMAT, VERSION = "fastrnn", 2
 SEQUENTIAL_V1 = "fastrnn.Sequential"
 SEQUENTIAL_CLASS = "fastrnn.model.Sequential"
 CONFIG_KEY = "__config__"   # the archive member holding the JSON configuration
+# Archive members of the optimizer's state ("__optimizer__.0.m"): no parameter name starts so.
+OPTIMIZER_PREFIX = "__optimizer__."
 # The configuration's largest size: 64 MiB of UTF-32 text, room for a million-word vocabulary.
 MAX_CONFIG_BYTES = 2**26
 READ_CHUNK = 2**20   # bytes decompressed at a time: reading an array costs its size, not twice it
@@ -54,15 +56,21 @@ def save(model, path):
     if MODEL_CLASSES.get(name) is not type(model):
         raise TypeError(f"model: expected a fastrnn.Model (Sequential, Seq2Seq or a subclass), got {type(model).__name__}")
     config = {"format": FORMAT, "version": VERSION, "class": name, "config": model.get_config()}
+    training = model.training_state()
+    training_arrays = {}
+    if training is not None:
+        config["training"], arrays = training
+        training_arrays = {OPTIMIZER_PREFIX + key: array for key, array in arrays.items()}
     text = json.dumps(config)   # before the file is opened: a configuration JSON cannot hold leaves no file
     temporary = f"{os.fspath(path)}.partial"
     with open(temporary, "wb") as file:
-        np.savez(file, **{CONFIG_KEY: np.array(text)}, **model.state_dict())
+        np.savez(file, **{CONFIG_KEY: np.array(text)}, **model.state_dict(), **training_arrays)
     os.replace(temporary, path)
 
 
 def load(path):
-    """The model saved at `path` (in training mode, not compiled). Its class must be defined in
+    """The model saved at `path`, in training mode; compiled, with its training state, when it
+    was saved compiled (see fastrnn.Model.save). Its class must be defined in
     the running program: for a model class of your own, import its module first. Anything
     wrong with the file raises ValueError naming it (a missing file raises FileNotFoundError,
     as open does). The file is checked before it costs anything: its configuration before any
@@ -87,7 +95,8 @@ def _read_model(archive):
     members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}   # numpy.savez's names
     if CONFIG_KEY not in members:
         raise ValueError(f"no {CONFIG_KEY} array, so not a saved fastrnn model")
-    name, config = _configuration(_read_array(archive, members.pop(CONFIG_KEY), CONFIG_KEY, _check_config_header))
+    name, config, training = _configuration(_read_array(archive, members.pop(CONFIG_KEY), CONFIG_KEY,
+                                                        _check_config_header))
     if name not in MODEL_CLASSES:
         raise ValueError(f"class: {name!r} is not a model class defined in this program; import the module that "
                          "defines it before fastrnn.load")
@@ -95,11 +104,27 @@ def _read_model(archive):
         model = MODEL_CLASSES[name].from_config(config, arrays=len(members))
     except TypeError as error:   # arguments the constructor does not take
         raise ValueError(f"config: {name}: {error}") from None
+    optimizer_members = {name: members.pop(name) for name in list(members) if name.startswith(OPTIMIZER_PREFIX)}
     shapes = {name: view.shape for name, view in model.params.items()}
     check_names(shapes, members, "arrays")
     for name, shape in shapes.items():
         model.params[name] = _read_array(archive, members[name], name, _parameter_header_check(name, shape))
+    if training is not None:
+        _restore_training(model, training, archive, optimizer_members)
     return model
+
+
+def _restore_training(model, training, archive, members):
+    """Compiles a loaded model with the training state its file holds. The optimizer's arrays are
+    each one buffer of the model's parameters long."""
+    size = sum(values.size for values, _ in model.parameter_buffers())
+    arrays = {name.removeprefix(OPTIMIZER_PREFIX): _read_array(archive, info, name,
+                                                               _parameter_header_check(name, (size,)))
+              for name, info in members.items()}
+    try:
+        model.restore_training_state(training, arrays)
+    except (KeyError, TypeError, AttributeError) as error:   # a description missing or mistyping a part
+        raise ValueError(f"training: the saved training state is malformed ({type(error).__name__}: {error})") from None
 
 
 def _read_array(archive, info, name, check):
@@ -144,8 +169,9 @@ def _parameter_header_check(name, expected_shape):
 
 
 def _configuration(text_array):
-    """(model class name, its configuration) from the configuration's 0-d unicode array, checked
-    for the structure load relies on; a version-1 Sequential file becomes its version-2 form."""
+    """(model class name, its configuration, its training state or None) from the configuration's
+    0-d unicode array, checked for the structure load relies on; a version-1 Sequential file
+    becomes its version-2 form."""
     codes = text_array.reshape(1).view(text_array.dtype.byteorder + "u4")
     if codes.size and codes.max() > sys.maxunicode:   # a Python str cannot hold it (json raised SystemError)
         raise ValueError(f"{CONFIG_KEY}: code point U+{int(codes.max()):X} is beyond Unicode's last, "
@@ -160,13 +186,16 @@ def _configuration(text_array):
         for entry in layers if isinstance(layers, list) else []:
             if isinstance(entry, dict) and entry.get("class") == "LastStep":
                 entry["config"] = {"bidirectional": False}   # the plain LastStep the file was trained with
-        return SEQUENTIAL_CLASS, {key: config.get(key) for key in ("layers", "vocabulary")}
+        return SEQUENTIAL_CLASS, {key: config.get(key) for key in ("layers", "vocabulary")}, None
     if form != FORMAT or type(version) is not int or version != VERSION:
         raise ValueError(f"expected format {FORMAT!r} version {VERSION} (or {SEQUENTIAL_V1!r} version 1), got "
                          f"{reprlib.repr(form)} version {reprlib.repr(version)}")
     if not isinstance(config.get("class"), str) or not isinstance(config.get("config"), dict):
         raise ValueError(f"expected a 'class' name and a 'config' object, got {reprlib.repr(config)}")
-    return config["class"], config["config"]
+    training = config.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise ValueError(f"training: expected an object, got {reprlib.repr(training)}")
+    return config["class"], config["config"], training
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ element, `clip_norm` rescales all gradients together to that global norm (like
 torch.nn.utils.clip_grad_norm_). Clipping and weight decay modify the grads in place.
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -120,6 +121,51 @@ class Optimizer:
         settings = ", ".join(f"{name}={value!r}" for name, value in vars(self).items()
                              if not name.startswith("_") and name != "iterations")
         return f"{type(self).__name__}({settings})"
+
+    # ------------------------------------------------------------------ saving (a model's checkpoint)
+
+    def get_config(self):
+        """{"class": name, "config": constructor arguments} as JSON values; a schedule as lr is
+        saved the same way."""
+        arguments = {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters
+                     if name != "self"}
+        if isinstance(self.lr, ExponentialDecay):
+            arguments["lr"] = {"class": "ExponentialDecay", "config": vars(self.lr).copy()}
+        elif callable(self.lr):
+            raise ValueError(f"lr: {self.lr!r} is a schedule of your own; a checkpoint saves only numbers and "
+                             "fastrnn.optim.ExponentialDecay")
+        return {"class": type(self).__name__, "config": arguments}
+
+    @staticmethod
+    def from_config(config):
+        """The optimizer get_config() described, without state."""
+        arguments = dict(config["config"])
+        if isinstance(arguments.get("lr"), dict):
+            arguments["lr"] = ExponentialDecay(**arguments["lr"]["config"])
+        return OPTIMIZERS[config["class"].lower()](**arguments)
+
+    def state_dict(self):
+        """The step count and each buffer's state arrays ("<buffer>.<name>"): what, with the
+        configuration, continues training exactly."""
+        arrays = {f"{index}.{name}": array for index, state in enumerate(self._states or [])
+                  for name, array in state.items() if name != "scratch"}
+        return {"iterations": self.iterations, "arrays": arrays}
+
+    def load_state_dict(self, state, buffers):
+        """Restores state_dict() for these (values, grads) buffers, checked against them."""
+        _check_buffers(buffers)
+        states = [self._new_state(values) for values, _ in buffers]
+        expected = {f"{index}.{name}": array.shape for index, buffer_state in enumerate(states)
+                    for name, array in buffer_state.items() if name != "scratch"}
+        given = state["arrays"]
+        if set(given) != set(expected) or any(np.shape(given[name]) != shape for name, shape in expected.items()):
+            raise ValueError(f"optimizer state: expected arrays {expected}, got "
+                             f"{ {name: np.shape(array) for name, array in given.items()} }")
+        for name, array in given.items():
+            index, key = name.split(".", 1)
+            states[int(index)][key][...] = array
+        self._states, self._shapes = states, [values.shape for values, _ in buffers]
+        self.iterations = int(state["iterations"])
 
 
 def _squared_norm(grads):

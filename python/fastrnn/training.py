@@ -89,6 +89,7 @@ class Model(Layer):
             layer._in_model = True
         self._rng = np.random.default_rng(seed)
         self.loss = self.optimizer = self.history = None
+        self.epochs_done = 0   # epochs fit has completed (over all its calls): where a resumed run continues
         self.reset_states()
 
     @property
@@ -262,6 +263,7 @@ class Model(Layer):
             if validation_data is not None:
                 metrics.update({f"val_{name}": value for name, value in self.evaluate(*validation_data).items()})
             progress.close(metrics)
+            self.epochs_done = epoch   # before the callbacks: a checkpoint they write counts this epoch
             for callback in callbacks:   # after the epoch's line, so what they print reads in order
                 (callback.on_epoch_end if hasattr(callback, "on_epoch_end") else callback)(epoch - 1, metrics)
             self.history.append(metrics)
@@ -315,8 +317,38 @@ class Model(Layer):
     # ------------------------------------------------------------------ saving
 
     def save(self, path):
-        """Writes the model (its class, configuration and weights) to one file; see fastrnn.load."""
+        """Writes the model (its class, configuration and weights) to one file; see fastrnn.load.
+        A compiled model's training state goes with it (the optimizer, its state and step count,
+        the loss, epochs_done and the random generators), so the loaded model continues training
+        exactly: fit(..., initial_epoch=loaded.epochs_done). Not saved: a loss function or
+        learning-rate schedule of your own (compile the loaded model again)."""
         io.save(self, path)
+
+    def training_state(self):
+        """(JSON description, arrays) of the training state save() writes, or None when the model
+        is not compiled or compiled with a loss of its own."""
+        loss = next((name for name, function in losses.LOSSES.items() if function is self.loss), None)
+        if self.optimizer is None or loss is None:
+            return None
+        optimizer = self.optimizer.state_dict()
+        generators = {name: layer._rng.bit_generator.state for name, layer in self._named_layers.items()
+                      if isinstance(getattr(layer, "_rng", None), np.random.Generator)}
+        return ({"optimizer": self.optimizer.get_config(), "iterations": optimizer["iterations"], "loss": loss,
+                 "epochs_done": self.epochs_done, "generator": self._rng.bit_generator.state,
+                 "layer_generators": generators}, optimizer["arrays"])
+
+    def restore_training_state(self, description, arrays):
+        """Compiles the model as training_state() described it and restores that state."""
+        self.compile(optim.Optimizer.from_config(description["optimizer"]), description["loss"])
+        self.optimizer.load_state_dict({"iterations": description["iterations"], "arrays": arrays},
+                                       self.parameter_buffers())
+        self._rng.bit_generator.state = description["generator"]
+        for name, state in description["layer_generators"].items():
+            self._named_layers[name]._rng.bit_generator.state = state
+        epochs_done = description["epochs_done"]
+        if type(epochs_done) is not int or epochs_done < 0:
+            raise ValueError(f"epochs_done: expected a non-negative integer, got {epochs_done!r}")
+        self.epochs_done = epochs_done
 
     # ------------------------------------------------------------------ argument checks
 

@@ -33,7 +33,8 @@ def main(argv=None):
     parser = DemoParser("charlm", __doc__)
     parser.add_argument("--text", type=Path, metavar="FILE", help="a UTF-8 text file (default: the stdlib sources)")
     parser.add_setting("--max-chars", 600_000, 60_000, "characters of the corpus to use")
-    parser.add_setting("--epochs", 4, 1, "passes over the training text")
+    parser.add_setting("--epochs", 4, 1, "passes over the training text in all (a --resume run trains those the "
+                                         "checkpoint has not)")
     parser.add_setting("--hidden", 256, 64, "LSTM hidden size")
     parser.add_setting("--batch-size", 32, 16, "streams read side by side")
     parser.add_setting("--seq-len", 64, 32, "characters per chunk (how far back gradients flow)")
@@ -56,7 +57,11 @@ def main(argv=None):
     prime = args.prime or (STDLIB_PRIME if args.text is None else text[:10])
     if not set(prime) <= set(model.vocabulary.tokens):
         parser.error(f"--prime: {prime!r} has characters the model does not know")
-    model.compile(fastrnn.optim.Adam(lr=2e-3, clip_norm=5.0), "cross_entropy")   # a new Adam: its state is not saved
+    if model.optimizer is None:   # a new model (a checkpoint holds its optimizer, its state and its epochs)
+        model.compile(fastrnn.optim.Adam(lr=2e-3, clip_norm=5.0), "cross_entropy")
+    if model.epochs_done >= args.epochs:
+        parser.error(f"--epochs {args.epochs}: the checkpoint has trained {model.epochs_done} epochs already; "
+                     "--epochs counts them all, so ask for more")
 
     cut = int(len(text) * (1 - VALIDATION_FRACTION))
     train_ids, validation_ids = model.vocabulary.encode(text[:cut]), model.vocabulary.encode(text[cut:])
@@ -84,7 +89,7 @@ def main(argv=None):
             print(f"saved {args.checkpoint}")
 
     history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, shuffle=False, stateful=True,
-                        callbacks=[end_of_epoch]).history
+                        initial_epoch=model.epochs_done, callbacks=[end_of_epoch]).history
     curves = {"training": history["bits"], "validation": history["val_bits"]}
     sample = samples[-1]
 
