@@ -81,6 +81,15 @@ def test_charlm_resumes_from_its_checkpoint(tmp_path, capsys):
     assert "the checkpoint has trained 2 epochs already" in capsys.readouterr().err
 
 
+def test_charlm_warns_when_the_text_is_too_small_for_the_model(tmp_path, capsys):
+    text = tmp_path / "rhyme.txt"
+    text.write_text(sixpence.RHYME * 20, encoding="utf-8")
+    charlm.main(["--quick", "--text", str(text)])
+    assert "training characters for a model of" in capsys.readouterr().out
+    charlm.main(["--quick", "--text", str(text), "--hidden", "8"])
+    assert "training characters for a model of" not in capsys.readouterr().out
+
+
 def test_charlm_names_a_text_file_that_is_not_utf8(tmp_path, capsys):
     path = tmp_path / "cyrillic.txt"
     path.write_bytes("привет, мир\n".encode("cp1251") * 50)

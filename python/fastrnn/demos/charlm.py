@@ -72,6 +72,11 @@ def main(argv=None):
     except ValueError as error:
         parser.error(f"the text is too short for --batch-size {args.batch_size} and --seq-len {args.seq_len}: {error}")
     baseline = unigram_bits(train_ids, validation_ids, len(model.vocabulary))
+    parameters = sum(view.size for view in model.params.values())
+    if len(train_ids) < parameters:   # fewer characters than parameters: it memorises the text
+        print(f"warning: {len(train_ids):,} training characters for a model of {parameters:,} parameters is too "
+              f"little text to learn from: expect gibberish samples and validation no better than character "
+              f"frequencies. Use a longer --text (at least {parameters:,} characters) or a smaller --hidden.")
     print(f"{len(text):,} characters ({len(train_ids):,} training, {len(validation_ids):,} validation), "
           f"{len(model.vocabulary)} distinct; model: {model.layers[1]!r}")
 
