@@ -228,9 +228,7 @@ class Seq2Seq(Model):
 
     def _bridge(self, final):
         """The decoder's initial state from the encoder's final one (see the module's rules)."""
-        if isinstance(final, tuple):
-            return tuple(self._bridge_part(part) for part in final)
-        return self._bridge_part(final)
+        return _per_part(self._bridge_part, final)
 
     def _bridge_part(self, part):
         directions = 2 if self.encoder.bidirectional else 1
@@ -243,9 +241,7 @@ class Seq2Seq(Model):
 
     def _bridge_backward(self, dstate):
         """The gradient w.r.t. the encoder's final state from the decoder's initial state's."""
-        if isinstance(dstate, tuple):
-            return tuple(self._bridge_part_backward(part) for part in dstate)
-        return self._bridge_part_backward(dstate)
+        return _per_part(self._bridge_part_backward, dstate)
 
     def _bridge_part_backward(self, dpart):
         directions = 2 if self.encoder.bidirectional else 1
@@ -281,6 +277,11 @@ class Seq2Seq(Model):
         build_planned(planned, common_dtype(planned), "Seq2Seq")
         return cls(**layers, decoder_inputs=config["decoder_inputs"], directions=config["directions"],
                    start_token=config["start_token"])
+
+
+def _per_part(function, state):
+    """function applied to each part of a recurrent state: h, or each of an LSTM's (h, c)."""
+    return tuple(function(part) for part in state) if isinstance(state, tuple) else function(state)
 
 
 def _check_feeds(first, second, first_name, second_name):
