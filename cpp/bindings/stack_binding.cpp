@@ -152,8 +152,7 @@ StackConfig make_config(CellKind kind, const py::handle& input_size, const py::h
 }
 
 std::string describe(const StackConfig& config) {
-    const char* name = config.kind == CellKind::lstm ? "LSTM" : config.kind == CellKind::gru ? "GRU" : "RNN";
-    return std::string(name) + "(input_size=" + std::to_string(config.input_size) +
+    return std::string(config.name()) + "(input_size=" + std::to_string(config.input_size) +
            ", hidden_size=" + std::to_string(config.hidden_size) + ", num_layers=" + std::to_string(config.num_layers) +
            (config.directions == 2 ? ", bidirectional=True)" : ")");
 }
@@ -226,7 +225,7 @@ template <class T>
 typename NativeStack<T>::State NativeStack<T>::convert_state(const py::object& state, const std::string& name) const {
     State parts;
     if (state.is_none()) return parts;
-    if (config_.kind != CellKind::lstm) {
+    if (config_.state_parts() == 1) {
         if (!py::isinstance<py::array>(state))
             throw py::type_error(name + ": expected an array h of shape (" + std::to_string(states()) + ", batch, " +
                                  std::to_string(config_.hidden_size) +
@@ -235,7 +234,7 @@ typename NativeStack<T>::State NativeStack<T>::convert_state(const py::object& s
         return parts;
     }
     if (!py::isinstance<py::tuple>(state) && !py::isinstance<py::list>(state))
-        throw py::type_error(name + ": expected a tuple (h, c) for an LSTM, got " + type_text(state));
+        throw py::type_error(name + ": expected a tuple (h, c) for an " + config_.name() + ", got " + type_text(state));
     const py::sequence pair = py::reinterpret_borrow<py::sequence>(state);
     const std::size_t size = pair.size();
     if (size != 2)
@@ -250,7 +249,7 @@ void NativeStack<T>::check_state(const State& state, const std::string& name, co
     const std::vector<Index> expected = state_shape(shape);
     const std::string note = std::string(" (num_layers * num_directions, ") + (shape.batched ? "batch, " : "") +
                              "hidden_size)";
-    if (state.h) check_shape(*state.h, config_.kind == CellKind::lstm ? name + "[0] (h)" : name, expected, note);
+    if (state.h) check_shape(*state.h, config_.state_parts() == 2 ? name + "[0] (h)" : name, expected, note);
     if (state.c) check_shape(*state.c, name + "[1] (c)", expected, note);
 }
 
@@ -350,7 +349,7 @@ py::tuple NativeStack<T>::forward(const py::object& weights, const py::object& x
     Array y(sequence_shape(shape, DH));
     Array hn(state_shape(shape));
     std::optional<Array> cn;
-    if (config_.kind == CellKind::lstm) cn.emplace(state_shape(shape));
+    if (config_.state_parts() == 2) cn.emplace(state_shape(shape));
     // The stored activations change from here on: the last forward can no longer be differentiated.
     if (training) has_forward_ = false;
 
@@ -430,7 +429,7 @@ py::tuple NativeStack<T>::backward(const py::object& weights, const py::object& 
     std::optional<Array> dx, dh0, dc0;
     if (input_gradient) dx.emplace(sequence_shape(shape, input_size));
     if (state_gradient) dh0.emplace(state_shape(shape));
-    if (state_gradient && config_.kind == CellKind::lstm) dc0.emplace(state_shape(shape));
+    if (state_gradient && config_.state_parts() == 2) dc0.emplace(state_shape(shape));
 
     BackwardArgs<T> args{};
     args.config = config_;
@@ -509,7 +508,7 @@ template <class T> void NativeStack<T>::step(const T* weights, const T* x, T* h,
     args.weights = weights;
     args.x = x;
     args.h0 = h;   // read per layer before that layer's new state is written: in place is fine
-    args.c0 = config_.kind == CellKind::lstm ? c : nullptr;
+    args.c0 = config_.state_parts() == 2 ? c : nullptr;
     args.y = y;
     args.hn = h;
     args.cn = args.c0 ? c : nullptr;

@@ -7,7 +7,15 @@
 namespace fastrnn {
 
 Index StackConfig::gates() const {
-    return kind == CellKind::lstm ? 4 : kind == CellKind::gru ? 3 : 1;
+    return kCellKinds[static_cast<int>(kind)].gates;
+}
+
+int StackConfig::state_parts() const {
+    return kCellKinds[static_cast<int>(kind)].state_parts;
+}
+
+const char* StackConfig::name() const {
+    return kCellKinds[static_cast<int>(kind)].name;
 }
 
 Index StackConfig::layer_input_size(Index layer) const {

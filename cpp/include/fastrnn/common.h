@@ -18,6 +18,16 @@ using Index = std::ptrdiff_t;
 
 enum class CellKind : int { rnn, lstm, gru };
 
+// What the code outside the kernels knows of each cell kind, indexed by CellKind: its name in
+// messages, its gate blocks G and its state parts (1: h; 2: h and the cell state c). Each
+// cell's header (cpp/kernels/cells/) static_asserts that it agrees.
+struct CellKindInfo {
+    const char* name;
+    int gates;
+    int state_parts;
+};
+inline constexpr CellKindInfo kCellKinds[] = {{"RNN", 1, 1}, {"LSTM", 4, 2}, {"GRU", 3, 1}};
+
 // Everything that fixes the shape of a stacked, possibly bidirectional recurrent layer.
 // Only plain data and out-of-line functions live in this header: it is shared by the
 // per-instruction-set kernel translation units, which must not share inline code.
@@ -32,6 +42,8 @@ struct StackConfig {
     Index directions;            // 1 or 2
 
     Index gates() const;                       // G: 1 rnn, 4 lstm, 3 gru
+    int state_parts() const;                   // 1 (h), or 2 (h, c: lstm)
+    const char* name() const;                  // "RNN", "LSTM", "GRU"
     Index layer_input_size(Index layer) const; // input_size for layer 0, else D*H
 };
 

@@ -17,7 +17,7 @@
 //   own_hh_blocks              trailing gate blocks of dW_hh that are not dgates^T h_{t-1},
 //   own_hh_operands(...)         and the operands of their product
 //   hh_bias_gradient(...)      columns of db_hh
-// A new cell kind is a header here plus its line in registry.h.
+// A new cell kind is a header here plus its registration (registry.h says where).
 //
 // A cell's step works on one tile of rows x hidden units of one direction at one time step, with
 // every pointer already offset to the tile's first row and unit. Cells read and write whole
