@@ -6,7 +6,7 @@ fastrnn.reference. Models follow Keras: fastrnn.Sequential([...]).compile(optimi
 evaluate, predict, plus generate for character models, save and fastrnn.load.
 """
 
-from . import _core, _threads, data, io, losses, optim
+from . import _core, _threads, data, io, losses, optim, reference
 from ._threads import get_num_threads, set_num_threads
 from .base import Layer
 from .io import load
@@ -35,6 +35,10 @@ def available_isas():
     return [name for name, available, tests_only in _core.isa_variants() if available and not tests_only]
 
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History", "LastStep", "Layer", "Model", "OneHot", "ReLU",
-           "Seq2Seq", "Sequential", "Tanh", "available_isas", "data", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim",
-           "set_num_threads"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History", "LastStep",
+           "Layer", "Model", "OneHot", "ReLU", "Seq2Seq", "Sequential", "Tanh", "available_isas", "data",
+           "get_num_threads", "io", "kernel_isa", "load", "losses", "optim", "reference", "set_num_threads"]
+
+
+def __dir__():   # dir() and editors' completion: the public API, not the modules behind it
+    return [*__all__, "__version__"]

@@ -77,3 +77,10 @@ def sequence_batches(sequence, batch_size, seq_len):
         return chunked.swapaxes(0, 1).reshape((chunks * batch_size, seq_len) + item_shape)
 
     return layout(0), layout(1)
+
+
+__all__ = ["Vocabulary", "sequence_batches", "sliding_windows"]
+
+
+def __dir__():   # dir() and editors' completion: the public names only, not numpy or math
+    return __all__

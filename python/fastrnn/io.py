@@ -335,3 +335,10 @@ def _pair_by_position(target, their_names):
 
 def _numpy(tensor):
     return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+
+
+__all__ = ["from_keras", "from_torch", "load", "save", "to_keras", "to_torch"]
+
+
+def __dir__():   # dir() and editors' completion: the public names only, not numpy or math
+    return __all__

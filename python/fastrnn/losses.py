@@ -120,3 +120,10 @@ def get(loss):
         return LOSSES[loss]
     raise ValueError(f"loss: expected one of {sorted(LOSSES)} or a function (output, y, weights) -> (loss, grad), "
                      f"got {loss!r}")
+
+
+__all__ = ["accuracy", "cross_entropy", "get", "mean_squared_error"]
+
+
+def __dir__():   # dir() and editors' completion: the public names only, not numpy or math
+    return __all__

@@ -300,3 +300,10 @@ def get(optimizer):
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
         return OPTIMIZERS[optimizer.lower()]()
     raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)} or an Optimizer instance, got {optimizer!r}")
+
+
+__all__ = ["Adagrad", "Adam", "ExponentialDecay", "Optimizer", "RMSprop", "SGD", "get"]
+
+
+def __dir__():   # dir() and editors' completion: the public names only, not numpy or math
+    return __all__

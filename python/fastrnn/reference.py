@@ -394,3 +394,12 @@ def backward(cache, dy, dstate=None):
         d_output = d_input
     grads = {name: grads[name] for name in cache["param_names"]}  # PyTorch's order
     return d_output, _public_state(mode, d_state0), grads
+
+
+__all__ = ["GATES", "MODES", "STATE_NAMES", "backward", "forward", "gru_step_backward", "gru_step_forward",
+           "init_params", "lstm_step_backward", "lstm_step_forward", "param_names", "param_shapes",
+           "rnn_step_backward", "rnn_step_forward", "stack_param_names"]
+
+
+def __dir__():   # dir() and editors' completion: the public names only, not numpy or math
+    return __all__
