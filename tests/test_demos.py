@@ -1,10 +1,13 @@
 """The demos in --quick mode learn what they teach: the character models reproduce their text or
 bring their loss under a bound, the others beat their naive baselines by a stated
-margin. With matplotlib installed every run also writes its plots (--out); without it, --out
-stops with a message naming the extra. The command line runs as `python -m fastrnn.demos`."""
+margin. With matplotlib installed every run also writes its plots (--out), each checked for what a
+reader needs: a title, whole-number epochs and log axes labelled in numbers; without it, --out stops
+with a message naming the extra. The command line runs as `python -m fastrnn.demos`."""
 
 import collections
+import contextlib
 import importlib.metadata
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from fastrnn.demos import DEMOS, charlm, classify, hihello, sentence, ship, sine, sixpence, sort, stock, vibration
-from fastrnn.demos.common import DEMO_EXTRA
+from fastrnn.demos.common import DEMO_EXTRA, figure, readable_log_y, whole_number_ticks
 
 # The classic daily-stock file (559 days, newest first), small enough to live with the tests.
 STOCK_CSV = Path(__file__).resolve().parent / "data" / "stock_daily.csv"
@@ -23,17 +26,86 @@ try:
     HAVE_MATPLOTLIB = True
 except ImportError:
     HAVE_MATPLOTLIB = False
+NO_MATPLOTLIB = "matplotlib is not installed (the demo extra)"
 
 
 def run_quick(demo, tmp_path, *options):
-    """demo.main(--quick ...): its metrics. With matplotlib, also --out, and checks the PNGs."""
+    """demo.main(--quick ...): its metrics. With matplotlib, also --out, and checks the PNGs and
+    that every figure it saved reads well (assert_readable)."""
     out = tmp_path / "plots"
-    metrics = demo.main(["--quick", *options, *(["--out", str(out)] if HAVE_MATPLOTLIB else [])])
+    with saved_figures() as figures:
+        metrics = demo.main(["--quick", *options, *(["--out", str(out)] if HAVE_MATPLOTLIB else [])])
     if HAVE_MATPLOTLIB:
         plots = sorted(out.glob("*.png"))
         assert plots, f"{demo.__name__} wrote no plot"
         assert all(plot.read_bytes().startswith(b"\x89PNG") for plot in plots)
+        assert len(figures) == len(plots)
+        for drawing in figures:
+            assert_readable(drawing)
     return metrics
+
+
+@contextlib.contextmanager
+def saved_figures():
+    """The list of the matplotlib figures saved inside the block (none without matplotlib)."""
+    figures = []
+    if not HAVE_MATPLOTLIB:
+        yield figures
+        return
+    from matplotlib.figure import Figure
+
+    savefig = Figure.savefig
+
+    def recording_savefig(drawing, *args, **kwargs):
+        figures.append(drawing)
+        return savefig(drawing, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", recording_savefig)
+        yield figures
+
+
+def labelled_ticks(axis):
+    """{position: label} of the labelled ticks, major and minor, inside the axis's view, as last drawn."""
+    low, high = sorted(axis.get_view_interval())
+    return {float(position): label.get_text()
+            for minor in (False, True)
+            for position, label in zip(axis.get_ticklocs(minor=minor), axis.get_ticklabels(minor=minor))
+            if low <= position <= high and label.get_text()}
+
+
+def assert_readable(drawing):
+    """Every axes has a title (a colorbar is part of its image's), and a log-scale plot, which in
+    the demos is a loss against epochs, steps or passes, counts them in whole numbers and labels
+    its log axis in numbers."""
+    for axes in drawing.axes:
+        if axes.get_label() == "<colorbar>":
+            continue
+        assert axes.get_title(), f"a plot without a title: {axes.get_xlabel()!r} against {axes.get_ylabel()!r}"
+        if axes.get_yscale() == "log":
+            assert_whole_numbers(axes.xaxis)
+            assert_labelled_in_numbers(axes.yaxis)
+
+
+def assert_whole_numbers(axis):
+    ticks = labelled_ticks(axis)
+    assert ticks and all(position.is_integer() for position in ticks), f"{axis.axes.get_title()}: ticks {ticks}"
+
+
+def assert_labelled_in_numbers(axis):
+    """At least three labels, each a plain number (not 2x10^0) that is its tick's value."""
+    ticks = labelled_ticks(axis)
+    assert len(ticks) >= 3, f"{axis.axes.get_title()}: ticks {ticks}"
+    assert all(number(label) == pytest.approx(position, rel=1e-5)
+               for position, label in ticks.items()), f"{axis.axes.get_title()}: ticks {ticks}"
+
+
+def number(label):
+    """The number a tick label reads as, or None for one that is not a plain number."""
+    try:
+        return float(label.replace("\N{MINUS SIGN}", "-"))
+    except ValueError:
+        return None
 
 
 def test_hihello_predicts_ihello(tmp_path, capsys):
@@ -83,10 +155,15 @@ def test_charlm_resumes_from_its_checkpoint(tmp_path, capsys):
     options = ["--quick", "--text", str(text), "--checkpoint", str(checkpoint)]
     first = charlm.main([*options, "--epochs", "1"])
     assert checkpoint.exists()
-    resumed = charlm.main([*options, "--resume", "--epochs", "2"])   # --epochs counts the checkpoint's too
+    with saved_figures() as figures:
+        resumed = charlm.main([*options, "--resume", "--epochs", "2",   # --epochs counts the checkpoint's too
+                               *(["--out", str(tmp_path / "plots")] if HAVE_MATPLOTLIB else [])])
     printed = capsys.readouterr()   # the progress bar is on stderr
     assert "resumed from" in printed.out and "Epoch 2/2" in printed.err and "Epoch 1/2" not in printed.err
     assert resumed["validation_bits"] < first["validation_bits"]
+    if HAVE_MATPLOTLIB:   # the plot counts the epochs as the progress bar did
+        [bits] = figures
+        assert list(labelled_ticks(bits.axes[0].xaxis).values()) == ["2"]
     with pytest.raises(SystemExit):
         charlm.main([*options, "--resume", "--epochs", "2"])
     assert "the checkpoint has trained 2 epochs already" in capsys.readouterr().err
@@ -170,11 +247,32 @@ def test_vibration_beats_both_naive_forecasts(tmp_path):
     assert metrics["rmse"] < 0.5 * metrics["last_window_rmse"]     # measured 0.30
 
 
-@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed (the demo extra)")
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason=NO_MATPLOTLIB)
 def test_out_writes_the_plots_it_names(tmp_path, capsys):
     hihello.main(["--quick", "--out", str(tmp_path)])
     written = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")]
     assert written == [str(tmp_path / "hihello_loss.png")] and Path(written[0]).stat().st_size > 1000
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason=NO_MATPLOTLIB)
+@pytest.mark.parametrize("low, high", [(1.8, 3.2), (3.1, 3.3), (0.05, 0.9), (0.002, 3.0), (1e-6, 10.0)])
+def test_a_log_axis_is_labelled_in_numbers_across_any_span(low, high):
+    # Matplotlib's default labels 1.8 to 3.2 with "2x10^0" and "3x10^0" only, 0.05 to 0.9 with "10^-1" and "10^0".
+    drawing, axes = figure("a loss", width=7, height=3.5)
+    axes.plot([1, 2, 3], [high, (low * high) ** 0.5, low])
+    readable_log_y(axes)
+    drawing.savefig(io.BytesIO())
+    assert_labelled_in_numbers(axes.yaxis)
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason=NO_MATPLOTLIB)
+@pytest.mark.parametrize("epochs", [1, 2, 3, 4, 7, 60])
+def test_an_epoch_axis_has_whole_number_ticks(epochs):
+    drawing, axes = figure("a loss")
+    axes.plot(np.arange(1, epochs + 1), np.linspace(2, 1, epochs), marker="o")
+    whole_number_ticks(axes.xaxis)
+    drawing.savefig(io.BytesIO())
+    assert_whole_numbers(axes.xaxis)
 
 
 def test_out_without_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):

@@ -95,13 +95,16 @@ def main(argv=None):
             model.save(args.checkpoint)
             print(f"saved {args.checkpoint}")
 
+    epochs = np.arange(model.epochs_done + 1, args.epochs + 1)   # a resumed run's follow the checkpoint's
     history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, shuffle=False, stateful=True,
                         initial_epoch=model.epochs_done, callbacks=[end_of_epoch]).history
     curves = {"training": history["bits"], "validation": history["val_bits"]}
     sample = samples[-1]
 
     if args.out:
-        plot_losses(args.out, "charlm_bits.png", curves, ylabel="bits per character")
+        text_name = args.text.name if args.text else "the standard library's sources"
+        plot_losses(args.out, "charlm_bits.png", f"Character model of {text_name}: bits per character",
+                    {name: (epochs, values) for name, values in curves.items()}, ylabel="bits per character")
     print(f"charlm: validation {curves['validation'][-1]:.3f} bits per character "
           f"(character frequencies: {baseline:.3f})")
     return {"validation_bits": curves["validation"][-1], "training_bits": curves["training"][-1],

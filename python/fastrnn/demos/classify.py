@@ -80,8 +80,8 @@ def main(argv=None):
     print_confusion(confusion)
     compare("test accuracy", accuracy, "bag of bytes", baseline_accuracy)
     if args.out:
-        plot_losses(args.out, "classify_loss.png", {"training": history.history["loss"],
-                                                    "test": history.history["val_loss"]}, ylabel="cross-entropy")
+        plot_losses(args.out, "classify_loss.png", "Which package a snippet is from: loss",
+                    {"training": history.history["loss"], "test": history.history["val_loss"]}, ylabel="cross-entropy")
         plot_confusion(args.out, confusion)
     print(f"classify: test accuracy {accuracy:.3f} (bag of bytes: {baseline_accuracy:.3f}, chance: {chance:.2f})")
     return {"accuracy": float(accuracy), "baseline_accuracy": float(baseline_accuracy), "chance": chance}
@@ -195,13 +195,13 @@ def print_confusion(confusion):
 
 
 def plot_confusion(out, confusion):
-    drawing, axes = figure(width=5.5, height=4.5)
+    drawing, axes = figure("Test snippets: true vs predicted package", width=5.5, height=4.5)
     image = axes.imshow(confusion, cmap="Blues")
     for (true, predicted), count in np.ndenumerate(confusion):
         axes.text(predicted, true, count, ha="center", va="center",
                   color="white" if count > confusion.max() / 2 else "black")
     ticks = np.arange(len(PACKAGES))
     axes.set(xticks=ticks, xticklabels=PACKAGES, yticks=ticks, yticklabels=PACKAGES,
-             xlabel="predicted package", ylabel="true package", title="Test snippets: true vs predicted package")
+             xlabel="predicted package", ylabel="true package")
     drawing.colorbar(image, ax=axes, label="snippets")
     return save(drawing, out, "classify_confusion.png")

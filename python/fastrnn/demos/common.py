@@ -1,6 +1,7 @@
 """What the demos share: their command line (--quick, --seed, --out and settings whose default
-depends on --quick), PNG plots through matplotlib's Agg backend, and the small helpers of the
-classic recipes (text windows, greedy writing, chronological splits, RMSE, baselines side by side)."""
+depends on --quick), PNG plots through matplotlib's Agg backend (each titled; loss curves against
+whole epochs, on a log axis labelled in numbers), and the small helpers of the classic recipes
+(text windows, greedy writing, chronological splits, RMSE, baselines side by side)."""
 
 import argparse
 from pathlib import Path
@@ -69,15 +70,18 @@ def compare(metric, model_value, baseline_name, baseline_value):
 # ---------------------------------------------------------------------------------------------
 
 
-def figure(width=9, height=4):
+def figure(title, width=9, height=4):
     """(figure, axes) drawn by the Agg backend, without pyplot: no global state, no window, and
-    nothing to close. Only called when --out is given, so matplotlib stays optional."""
+    nothing to close. Only called when --out is given, so matplotlib stays optional. Every plot
+    has a title, so this is where it is set."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     drawing = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(drawing)
-    return drawing, drawing.add_subplot()
+    axes = drawing.add_subplot()
+    axes.set_title(title)
+    return drawing, axes
 
 
 def save(drawing, out, filename):
@@ -89,14 +93,49 @@ def save(drawing, out, filename):
     return path
 
 
-def plot_losses(out, filename, curves, ylabel="loss", xlabel="epoch"):
-    """One line per named curve (a sequence of values), e.g. {"training": [...], ...}."""
-    drawing, axes = figure(width=7, height=3.5)
-    for label, values in curves.items():
-        axes.plot(np.arange(1, len(values) + 1), values, label=label)
-    axes.set(xlabel=xlabel, ylabel=ylabel, yscale="log")
+def plot_losses(out, filename, title, curves, ylabel="loss", xlabel="epoch"):
+    """One line per named curve on a log scale, against whole epochs (or steps). A curve is its
+    values at epochs 1, 2, 3, ..., or an (epochs, values) pair when it starts elsewhere or skips some."""
+    drawing, axes = figure(title, width=7, height=3.5)
+    for label, curve in curves.items():
+        epochs, values = curve if isinstance(curve, tuple) else (np.arange(1, len(curve) + 1), curve)
+        # With a few epochs the points are what was measured (and one epoch draws no line at all).
+        axes.plot(epochs, values, marker="o" if len(values) <= 20 else None, label=label)
+    axes.set(xlabel=xlabel, ylabel=ylabel)
+    whole_number_ticks(axes.xaxis)
+    readable_log_y(axes)
     axes.legend()
     return save(drawing, out, filename)
+
+
+def whole_number_ticks(axis):
+    """Ticks at whole numbers only, for an axis that counts (epochs, steps, passes), in steps of 1,
+    2, 5 or 10 (60 epochs: every 10, not every 6). min_n_ticks=1: with the default of 2, a
+    one-epoch view (0.95 to 1.05) falls back to ticks at 0.96, 0.98, ..."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+
+
+def readable_log_y(axes):
+    """Puts the y axis of axes that already hold their data on a log scale labelled in plain
+    numbers (0.05, 2.5), with enough labels to read values off. Matplotlib's default labels in
+    powers of ten, mostly whole decades: a loss between 1.8 and 3.2 got two labels, 2x10^0 and
+    3x10^0, and one from 0.05 to 0.9 only 10^-1 and 10^0. So the ticks follow the span the data
+    gave the axis: within a factor of 10, evenly spaced numbers; up to 4 decades, 1, 2 and 5 of
+    each decade (their labels stay apart on a plot 3.5 inches high); beyond, the decades."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
+
+    axes.set_yscale("log")
+    low, high = axes.get_ylim()
+    decades = np.log10(high / low)
+    if decades < 1:
+        ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10])
+    else:
+        ticks = LogLocator(subs=(1, 2, 5) if decades < 4 else (1,))
+    axes.yaxis.set_major_locator(ticks)
+    axes.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())   # the unlabelled ticks at 2, 3, ..., 9 of each decade stay
 
 
 # ---------------------------------------------------------------------------------------------

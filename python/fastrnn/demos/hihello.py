@@ -28,7 +28,8 @@ def main(argv=None):
 
     losses, prediction = train_printing_predictions(model, x, y, vocabulary, args.steps, args.every)
     if args.out:
-        plot_losses(args.out, "hihello_loss.png", {"training": losses}, xlabel="step")
+        plot_losses(args.out, "hihello_loss.png", f"{SOURCE!r} -> {TARGET!r}: training loss",
+                    {"training": losses}, xlabel="step")
     print(f"hihello: {SOURCE!r} -> {prediction!r} (target {TARGET!r}), loss {losses[-1]:.4f}")
     return {"prediction": prediction, "loss": losses[-1]}
 

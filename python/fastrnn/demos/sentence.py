@@ -31,7 +31,8 @@ def main(argv=None):
 
     losses, prediction = train_printing_predictions(model, x, y, vocabulary, args.steps, args.every)
     if args.out:
-        plot_losses(args.out, "sentence_loss.png", {"training": losses}, xlabel="step")
+        plot_losses(args.out, "sentence_loss.png", f"Each next character of {args.text!r}: training loss",
+                    {"training": losses}, xlabel="step")
     target = args.text[1:]
     correct = sum(a == b for a, b in zip(prediction, target))
     print(f"sentence: predicted {prediction!r} for {target!r}: {correct}/{len(target)} characters, "

@@ -36,7 +36,8 @@ def main(argv=None):
     rewritten = SENTENCE[:WINDOW] + continue_text(model, vocabulary, SENTENCE[:WINDOW], len(SENTENCE) - WINDOW, WINDOW)
     correct = sum(a == b for a, b in zip(rewritten, SENTENCE))
     if args.out:
-        plot_losses(args.out, "ship_loss.png", {"training": losses})
+        plot_losses(args.out, "ship_loss.png", "The long sentence from windows of 10 characters: training loss",
+                    {"training": losses})
     print(f"given {SENTENCE[:WINDOW]!r}, the model writes:\n{rewritten}")
     print(f"ship: {correct}/{len(SENTENCE)} characters as in the sentence, loss {losses[-1]:.4f}")
     return {"text": rewritten, "sentence": SENTENCE, "loss": losses[-1]}

@@ -50,19 +50,19 @@ def main(argv=None):
     compare("test RMSE", model_rmse, 'naive "next = last"', naive_rmse)
     print(f"(noise level, the floor no forecast can beat on average: {args.noise})")
     if args.out:
-        plot_losses(args.out, "sine_loss.png", {"training": history.history["loss"],
-                                                "test": history.history["val_loss"]}, ylabel="MSE")
+        plot_losses(args.out, "sine_loss.png", "Noisy sine: loss",
+                    {"training": history.history["loss"], "test": history.history["val_loss"]}, ylabel="MSE")
         plot_forecast(args.out, y_test[:, 0], prediction, clean[-len(y_test):])
     print(f"sine: test RMSE {model_rmse:.4f} (naive: {naive_rmse:.4f})")
     return {"rmse": model_rmse, "naive_rmse": naive_rmse}
 
 
 def plot_forecast(out, truth, prediction, clean, shown=4 * PERIOD):
-    drawing, axes = figure()
+    drawing, axes = figure("Noisy sine: one-step-ahead prediction on the test part")
     steps = np.arange(shown)
     axes.plot(steps, truth[:shown], ".", color="0.6", label="noisy series (target)")
     axes.plot(steps, clean[:shown], color="0.3", linewidth=1, label="sine without noise")
     axes.plot(steps, prediction[:shown], color="C1", label="RNN: next-sample prediction")
-    axes.set(xlabel="test sample", ylim=(-1.6, 1.9), title="Noisy sine: one-step-ahead prediction on the test part")
+    axes.set(xlabel="test sample", ylim=(-1.6, 1.9))
     axes.legend(loc="upper center", ncol=3)
     return save(drawing, out, "sine.png")

@@ -18,7 +18,7 @@ import fastrnn
 from fastrnn import LSTM, Dense, Embedding, LastStep, OneHot, Sequential
 from fastrnn.data import Vocabulary, sequence_batches
 
-from .common import DemoParser, continue_text, figure, save, text_windows, trained
+from .common import DemoParser, continue_text, plot_losses, text_windows, trained
 
 RHYME = """Sing a song of sixpence,
 A pocket full of rye.
@@ -67,7 +67,8 @@ def main(argv=None):
         results["many_to_many_loss"] = curves["many-to-many"][1][-1]
         print(f"many-to-many, from {args.prime!r} at temperature {args.temperature}:\n{args.prime}{text}\n")
     if args.out:
-        plot_passes(args.out, curves)
+        plot_losses(args.out, "sixpence_loss.png", "Sing a Song of Sixpence: training loss", curves,
+                    ylabel="training loss", xlabel="passes over the rhyme")
     finals = ", ".join(f"{name} {losses[-1]:.4f}" for name, (_, losses) in curves.items())
     print(f"sixpence: final training loss {finals}")
     return results
@@ -110,12 +111,3 @@ def many_to_many(args):
     trained(losses, "passes over the rhyme", COPIES)   # each epoch reads the rhyme COPIES times
     text = model.generate(args.prime, len(RHYME) - len(args.prime), temperature=args.temperature, seed=args.seed)
     return (COPIES * np.arange(1, len(losses) + 1), losses), text
-
-
-def plot_passes(out, curves):
-    drawing, axes = figure(width=7, height=3.5)
-    for name, (passes, losses) in curves.items():
-        axes.plot(passes, losses, label=name)
-    axes.set(xlabel="passes over the rhyme", ylabel="training loss", yscale="log")
-    axes.legend()
-    return save(drawing, out, "sixpence_loss.png")

@@ -61,8 +61,8 @@ def main(argv=None):
     compare("per-position accuracy", per_position, COPYING, copy_per_position)
     compare("exact-sequence accuracy", exact, COPYING, copy_exact)
     if args.out:
-        plot_losses(args.out, "sort_loss.png", {"training": history["loss"], "held-out": history["val_loss"]},
-                    ylabel="cross-entropy")
+        plot_losses(args.out, "sort_loss.png", "Sorting digits: loss",
+                    {"training": history["loss"], "held-out": history["val_loss"]}, ylabel="cross-entropy")
         plot_accuracy_by_position(args.out, by_position, copy_by_position)
     print(f"sort: per position {per_position:.4f}, exact {exact:.4f} "
           f"(copying: {copy_per_position:.4f}, {copy_exact:.4f})")
@@ -112,11 +112,10 @@ def text(digits, length):
 
 
 def plot_accuracy_by_position(out, model_accuracy, copying_accuracy):
-    drawing, axes = figure(width=7, height=3.5)
+    drawing, axes = figure("Sorting digits: accuracy at each output position", width=7, height=3.5)
     positions = np.arange(1, MAX_LENGTH + 1)
     axes.plot(positions, model_accuracy, "o-", label="encoder-decoder")
     axes.plot(positions, copying_accuracy, "s--", label=COPYING)
-    axes.set(xlabel="output position", ylabel="accuracy (held-out)", ylim=(0, 1.05), xticks=positions,
-             title="Sorting digits: accuracy at each output position")
+    axes.set(xlabel="output position", ylabel="accuracy (held-out)", ylim=(0, 1.05), xticks=positions)
     axes.legend(loc="center right")
     return save(drawing, out, "sort_accuracy.png")

@@ -76,8 +76,8 @@ def main(argv=None):
         print(f"note: {outside:.0%} of the test days close outside the training days' range "
               f"[{low[CLOSE]:.2f}, {high[CLOSE]:.2f}]; the model has never seen such prices.")
     if args.out:
-        plot_losses(args.out, "stock_loss.png", {"training": history.history["loss"],
-                                                 "test": history.history["val_loss"]}, ylabel="MSE (scaled)")
+        plot_losses(args.out, "stock_loss.png", f"Next-day Close, {label}: loss",
+                    {"training": history.history["loss"], "test": history.history["val_loss"]}, ylabel="MSE (scaled)")
         plot_test(args.out, label, truth, prediction, naive)
     print(f"stock: test RMSE {model_rmse:.4f} (naive tomorrow = today: {naive_rmse:.4f})")
     return {"rmse": model_rmse, "naive_rmse": naive_rmse, "days": len(prices)}
@@ -112,10 +112,10 @@ def synthetic_prices(days, seed):
 
 
 def plot_test(out, label, truth, prediction, naive):
-    drawing, axes = figure()
+    drawing, axes = figure(f"Next-day Close on the test days: {label}")
     axes.plot(truth, color="0.3", label="Close")
     axes.plot(prediction, color="C1", label="LSTM prediction")
     axes.plot(naive, color="C0", linewidth=0.8, alpha=0.7, label="naive: tomorrow = today")
-    axes.set(xlabel="test day", ylabel="Close", title=f"Next-day Close on the test days: {label}")
+    axes.set(xlabel="test day", ylabel="Close")
     axes.legend()
     return save(drawing, out, "stock.png")

@@ -73,7 +73,8 @@ def main(argv=None):
     compare("test RMSE", model_rmse, "seasonal naive (last revolution)", seasonal_rmse)
     compare("test RMSE", model_rmse, "last window repeated", last_window_rmse)
     if args.out:
-        plot_losses(args.out, "vibration_loss.png", {"training": history.history["loss"]}, ylabel="MSE (scaled)")
+        plot_losses(args.out, "vibration_loss.png", "Bearing vibration: training loss",
+                    {"training": history.history["loss"]}, ylabel="MSE (scaled)")
         plot_forecast(args.out, context[0], truth[0], forecast[0], seasonal[0])
     print(f"vibration: test RMSE {model_rmse:.4f} (seasonal naive: {seasonal_rmse:.4f}, "
           f"last window: {last_window_rmse:.4f})")
@@ -116,7 +117,8 @@ def repeat_end(signals, period, length):
 
 
 def plot_forecast(out, context, truth, forecast, seasonal):
-    drawing, axes = figure(width=11, height=4)
+    drawing, axes = figure(f"Vibration: the next {HORIZON} windows of {WINDOW} samples, forecast one window at a time",
+                           width=11, height=4)
     shown = 3 * WINDOW                                       # of the context, for orientation
     past = np.arange(-shown, 0)
     future = np.arange(len(truth))
@@ -126,7 +128,6 @@ def plot_forecast(out, context, truth, forecast, seasonal):
     axes.plot(future, seasonal, color="C0", linewidth=0.6, alpha=0.6, label="seasonal naive")
     for boundary in range(0, len(truth) + 1, WINDOW):
         axes.axvline(boundary, color="0.85", linewidth=0.5, zorder=0)
-    axes.set(xlabel="sample (12 kHz) after the forecast start", ylabel="acceleration (g)",
-             title=f"Vibration: the next {HORIZON} windows of {WINDOW} samples, forecast one window at a time")
+    axes.set(xlabel="sample (12 kHz) after the forecast start", ylabel="acceleration (g)")
     axes.legend(loc="upper left", fontsize="small", ncol=2)
     return save(drawing, out, "vibration.png")
