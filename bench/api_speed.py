@@ -156,7 +156,8 @@ def main():
     for name, (ours, theirs), calls in cases:
         ours_time, theirs_time = interleaved(repeat(ours), repeat(theirs), calls, arguments.repeats)
         print(f"{name:<58} {ours_time * 1e6:8.0f}us {theirs_time * 1e6:8.0f}us {theirs_time / ours_time:8.1f}x")
-    print(f"\n{'generation, per character (65 chars, temperature 1)':<58} {'fastrnn':>10} {'torch':>10} {'speed-up':>9}")
+    heading = "generation, per character (65 chars, temperature 1)"
+    print(f"\n{heading:<58} {'fastrnn':>10} {'torch':>10} {'speed-up':>9}")
     for hidden in (256, 128):
         ours, theirs = generators(hidden=hidden)
         ours_time, theirs_time = interleaved(ours, theirs, 200, arguments.repeats)

@@ -11,6 +11,7 @@ is reported with the spread (min-max of the per-repeat ratios).
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -121,8 +122,9 @@ def main():
         xs = rng.standard_normal((arguments.steps, batch, input_size), dtype=np.float32)
         check(ours, theirs, xs[:5])
         for training in (False, True):
-            our_times, their_times = interleaved(lambda: fastrnn_sequence(ours, xs, training),
-                                                 lambda: torch_sequence(theirs, xs, training), arguments.repeats)
+            our_times, their_times = interleaved(functools.partial(fastrnn_sequence, ours, xs, training),
+                                                 functools.partial(torch_sequence, theirs, xs, training),
+                                                 arguments.repeats)
             ratios = [theirs_ / ours_ for ours_, theirs_ in zip(our_times, their_times)]
             ours_step = statistics.median(our_times) / arguments.steps
             theirs_step = statistics.median(their_times) / arguments.steps

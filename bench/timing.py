@@ -75,7 +75,8 @@ def openblas_core():
         import threadpoolctl
     except ImportError:
         return None
-    cores = [pool.get("architecture") for pool in threadpoolctl.threadpool_info() if pool.get("internal_api") == "openblas"]
+    cores = [pool.get("architecture") for pool in threadpoolctl.threadpool_info()
+             if pool.get("internal_api") == "openblas"]
     return cores[0] if cores else None
 
 

@@ -4,7 +4,7 @@ the error measure every comparison uses, and inputs too large for any machine.
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -79,7 +79,7 @@ class Case:
     bidirectional: bool = False
     bias: bool = True
     linear_before_reset: bool = True
-    lengths: Optional[Tuple[int, ...]] = None
+    lengths: Optional[tuple[int, ...]] = None
     initial_state: bool = True    # random non-zero h0 (c0); False passes None (zeros)
     dropout: Optional[float] = None   # drop probability between layers in training
     final_gradient: bool = True   # random dstate; False passes None (zeros)

@@ -23,7 +23,8 @@ WITHOUT_TORCH = ("import runpy, sys; sys.modules['torch'] = None; sys.path.inser
 @pytest.mark.parametrize("hide_torch", [False, True], ids=["torch-as-installed", "without-torch"])
 def test_quick_run_writes_results(tmp_path, hide_torch):
     output = tmp_path / "results.json"
-    argv = [str(BENCH / "run.py"), "--quick", "--isa", fastrnn.kernel_isa(), "--cases", "hihello", "--json", str(output)]
+    argv = [str(BENCH / "run.py"), "--quick", "--isa", fastrnn.kernel_isa(), "--cases", "hihello",
+            "--json", str(output)]
     if hide_torch:
         command = [sys.executable, "-c", WITHOUT_TORCH.format(bench=str(BENCH), argv=argv, script=argv[0])]
     else:

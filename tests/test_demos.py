@@ -22,7 +22,7 @@ from fastrnn.demos.common import DEMO_EXTRA, figure, readable_log_y, whole_numbe
 STOCK_CSV = Path(__file__).resolve().parent / "data" / "stock_daily.csv"
 
 try:
-    import matplotlib  # noqa: F401
+    importlib.import_module("matplotlib")
     HAVE_MATPLOTLIB = True
 except ImportError:
     HAVE_MATPLOTLIB = False

@@ -13,7 +13,9 @@ import pytest
 import fastrnn
 from support import HUGE, huge_view
 
-T, B, I, H, L = 5, 2, 3, 4, 2   # the layers below: input 3, hidden 4, 2 layers
+# The layers below: input 3, hidden 4, 2 layers. I is the input size, the letter of the shapes
+# (T, B, I) in the messages, however like an l it looks to pycodestyle.
+T, B, I, H, L = 5, 2, 3, 4, 2   # noqa: E741
 
 
 def lstm():

@@ -89,16 +89,19 @@ def with_config(edit):
     (lambda path: path.write_text("hello"), r"not a valid fastrnn model file \(BadZipFile"),
     (lambda path: save_npy(path, np.zeros(3)), r"not a valid fastrnn model file \(BadZipFile"),
     (lambda path: save_npy(path, np.array([{"a": 1}], dtype=object)), r"not a valid fastrnn model file \(BadZipFile"),
-    (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.array([{"a": 1}] * 60).reshape(6, 10)}),
+    (lambda path: rewrite_archive(path, lambda arrays: {**arrays,
+                                                        "2.weight": np.array([{"a": 1}] * 60).reshape(6, 10)}),
      "2.weight: expected real numbers, got dtype object"),   # a pickle: never read
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "__config__": np.array([{"a": 1}])}),
      r"__config__: expected a text \(a 0-d unicode array\) .* got dtype object"),
     (lambda path: rewrite_archive(path, lambda arrays: {"w": np.zeros(3)}), "no __config__ array"),
     (lambda path: rewrite_archive(path, with_config(lambda config: config.update(format="keras"))),
      "expected format 'fastrnn' version 2 \\(or 'fastrnn.Sequential' version 1\\), got 'keras'"),
-    (lambda path: rewrite_archive(path, with_config(lambda config: config["config"]["layers"][0].update({"class": "Conv1D"}))),
+    (lambda path: rewrite_archive(path, with_config(
+        lambda config: config["config"]["layers"][0].update({"class": "Conv1D"}))),
      "not a valid fastrnn model file .*Conv1D"),
-    (lambda path: rewrite_archive(path, with_config(lambda config: config["config"]["layers"][2]["config"].update(units=3))),
+    (lambda path: rewrite_archive(path, with_config(
+        lambda config: config["config"]["layers"][2]["config"].update(units=3))),
      "unexpected keyword argument 'units'"),
     (lambda path: rewrite_archive(path, lambda arrays: {**arrays, "2.weight": np.zeros((2, 2))}),
      r"2.weight: expected shape \(6, 10\), got \(2, 2\)"),
@@ -230,7 +233,8 @@ def test_a_code_point_beyond_unicode_raises_value_error(saved):
 def test_layers_whose_features_do_not_chain_are_refused_before_any_is_allocated(saved):
     # Every layer was built and initialised first: Dense(10, 5 * 10**7) in a 14 KB file peaked
     # at 5.7 GiB before the check refused it; here 10**6, 160 MB for a regression.
-    rewrite_archive(saved, with_config(lambda config: config["config"]["layers"][2]["config"].update(out_features=10**6)))
+    rewrite_archive(saved, with_config(
+        lambda config: config["config"]["layers"][2]["config"].update(out_features=10**6)))
     assert refused_at_once(saved, r"layers\[5\]: RNN\(6, 3, .*\) expects input_size=6 features, got 1000000") < \
         AT_ONCE_BYTES
 
@@ -420,7 +424,8 @@ def test_keras_bidirectional_many_to_one_import_matches_keras_formulas(case):
 
 def test_keras_errors():
     layer = LSTM(3, 4, batch_first=True)
-    with pytest.raises(ValueError, match=r"weights: expected 3 arrays of shapes \[\(3, 16\), \(4, 16\), \(16,\)\], got 2"):
+    with pytest.raises(ValueError,
+                       match=r"weights: expected 3 arrays of shapes \[\(3, 16\), \(4, 16\), \(16,\)\], got 2"):
         from_keras(layer, [np.zeros((3, 16)), np.zeros((4, 16))])
     with pytest.raises(ValueError, match=r"weights\[1\]: expected shape \(4, 16\), got \(16, 4\)"):
         from_keras(layer, [np.zeros((3, 16)), np.zeros((16, 4)), np.zeros(16)])
@@ -451,7 +456,8 @@ def test_torch_import_and_export_give_torchs_outputs(kind):
     torch = pytest.importorskip("torch")
     module = torch_char_model(torch, kind)
     ours = Sequential([Embedding(6, 3, dtype="float64"),
-                       getattr(fastrnn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype="float64"),
+                       getattr(fastrnn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True,
+                                              dtype="float64"),
                        Dense(10, 6, dtype="float64")])
     x = np.random.default_rng(0).integers(0, 6, (2, 7))
     from_torch(ours, module.state_dict())

@@ -347,14 +347,16 @@ def test_laststep_on_a_bidirectional_output_is_torch_h_n(mode, num_layers, lengt
     actual = {"output": output, "dx": dx, **layer.grads}
     wanted = {"output": expected.detach().numpy(), "dx": torch_x.grad.numpy(),
               **{name: parameter.grad.numpy() for name, parameter in module.named_parameters()}}
-    assert_close({name: actual[name] for name in wanted}, wanted, "float64", f"LastStep bidirectional {mode} vs torch h_n")
+    assert_close({name: actual[name] for name in wanted}, wanted, "float64",
+                 f"LastStep bidirectional {mode} vs torch h_n")
 
 
 def test_laststep_follows_the_layers_before_it_in_a_sequential():
     bidirectional = fastrnn.LSTM(2, 3, batch_first=True, bidirectional=True)
     assert fastrnn.Sequential([bidirectional, Tanh(), LastStep()]).layers[2].bidirectional is True
     assert fastrnn.Sequential([fastrnn.LSTM(2, 3, batch_first=True), LastStep()]).layers[1].bidirectional is False
-    after_dense = fastrnn.Sequential([fastrnn.LSTM(2, 3, batch_first=True, bidirectional=True), Dense(6, 6), LastStep()])
+    after_dense = fastrnn.Sequential([fastrnn.LSTM(2, 3, batch_first=True, bidirectional=True), Dense(6, 6),
+                                      LastStep()])
     assert after_dense.layers[2].bidirectional is False            # a Dense mixes the directions
     plain = fastrnn.Sequential([fastrnn.GRU(2, 3, batch_first=True, bidirectional=True), LastStep(bidirectional=False)])
     assert plain.layers[1].bidirectional is False                 # an explicit choice stays

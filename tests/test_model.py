@@ -54,7 +54,8 @@ def problems(draw):
     loss = draw(st.sampled_from(["cross_entropy", "mse"]))
     x = rng.integers(0, vocabulary, (batch, steps))
     target_shape = (batch,) if last_step else (batch, steps)
-    y = rng.integers(0, outputs, target_shape) if loss == "cross_entropy" else rng.normal(size=target_shape + (outputs,))
+    y = (rng.integers(0, outputs, target_shape) if loss == "cross_entropy"
+         else rng.normal(size=target_shape + (outputs,)))
     lengths = rng.integers(1, steps + 1, batch) if draw(st.booleans()) else None
     return Sequential(layers), x, y, lengths, loss
 

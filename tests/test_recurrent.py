@@ -230,7 +230,8 @@ def test_cells_unrolled_match_torch(torch, mode, dtype, batch, bias):
     expected = {"h": np.stack([h.detach().numpy() for h in torch_hs]), "dx": torch_xs.grad.numpy(),
                 **{f"dstate0[{index}]": part.grad.numpy() for index, part in enumerate(torch_state0)},
                 **{name: value.grad.numpy() for name, value in torch_cell.named_parameters()}}
-    actual = {"h": np.stack(hs), "dx": np.stack(dxs), **{f"dstate0[{index}]": part for index, part in enumerate(dstate)},
+    actual = {"h": np.stack(hs), "dx": np.stack(dxs),
+              **{f"dstate0[{index}]": part for index, part in enumerate(dstate)},
               **{name: cell.grads[name] for name in expected if name in cell.grads}}
     assert_close(actual, expected, dtype, f"cell {mode} {dtype} ({CELL_STEPS} steps) vs torch")
     if lstm:

@@ -355,7 +355,8 @@ def test_environment_selects_an_available_isa(name):
 
 def test_available_isas_are_the_runnable_variants_best_first():
     variants = fastrnn._core.isa_variants()
-    assert fastrnn.available_isas() == [name for name, available, tests_only in variants if available and not tests_only]
+    assert fastrnn.available_isas() == [name for name, available, tests_only in variants
+                                        if available and not tests_only]
     assert fastrnn.available_isas()[-1] == "portable" and fastrnn.kernel_isa() == fastrnn.available_isas()[0]
 
 

@@ -35,8 +35,8 @@ def available_isas():
     return [name for name, available, tests_only in _core.isa_variants() if available and not tests_only]
 
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History", "LastStep",
-           "Layer", "Model", "OneHot", "ReLU", "Seq2Seq", "Sequential", "Tanh", "available_isas", "data",
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History",
+           "LastStep", "Layer", "Model", "OneHot", "ReLU", "Seq2Seq", "Sequential", "Tanh", "available_isas", "data",
            "get_num_threads", "io", "kernel_isa", "load", "losses", "optim", "reference", "set_num_threads"]
 
 

@@ -54,7 +54,8 @@ def save(model, path):
     replacing it only once the new file is complete."""
     name = _class_name(model)
     if MODEL_CLASSES.get(name) is not type(model):
-        raise TypeError(f"model: expected a fastrnn.Model (Sequential, Seq2Seq or a subclass), got {type(model).__name__}")
+        raise TypeError("model: expected a fastrnn.Model (Sequential, Seq2Seq or a subclass), got "
+                        f"{type(model).__name__}")
     config = {"format": FORMAT, "version": VERSION, "class": name, "config": model.get_config()}
     training = model.training_state()
     training_arrays = {}

@@ -114,7 +114,8 @@ class Model(Layer):
             return None
         # The last layer's buffer may run past its last tensor. Each layer's parameters were
         # checked against the machine's memory on their own; here they are checked together.
-        model = Parameters(layout, self.dtype, offset, owner=f"{type(self).__name__} of {len(self._named_layers)} layers")
+        model = Parameters(layout, self.dtype, offset,
+                           owner=f"{type(self).__name__} of {len(self._named_layers)} layers")
         for parameters, start in placements:
             model.adopt(parameters, start)
         return model
@@ -177,7 +178,8 @@ class Model(Layer):
     def _forward_batch(self, x, lengths, y, stateful):
         """The output of a training batch; models that carry states across batches override it."""
         if stateful:
-            raise ValueError(f"stateful: {type(self).__name__} does not carry states across batches (a Sequential does)")
+            raise ValueError(f"stateful: {type(self).__name__} does not carry states across batches "
+                             "(a Sequential does)")
         return self.forward(x, lengths, y)
 
     def _train_batch(self, x, y, lengths, stateful):
@@ -240,7 +242,8 @@ class Model(Layer):
                                 f"{type(callback).__name__}")
         (x, y, lengths), validation_data = self._split_validation((x, y, lengths), validation_data, validation_split)
         if stateful and shuffle:
-            raise ValueError("stateful=True carries row i of each batch into row i of the next, so it needs shuffle=False")
+            raise ValueError("stateful=True carries row i of each batch into row i of the next, so it needs "
+                             "shuffle=False")
         if stateful and len(x) % batch_size:
             raise ValueError(f"batch_size: stateful training needs len(x) = {len(x)} to be a multiple of batch_size = "
                              f"{batch_size}, so every batch continues the previous one")
@@ -278,7 +281,8 @@ class Model(Layer):
                 raise ValueError("validation_split: give either validation_data or validation_split, not both")
             kept = int(len(data[0]) * (1 - validation_split))
             if not 0 < kept < len(data[0]):
-                raise ValueError(f"validation_split: {validation_split} of {len(data[0])} sequences leaves an empty part")
+                raise ValueError(f"validation_split: {validation_split} of {len(data[0])} sequences leaves an "
+                                 "empty part")
             return (tuple(rows_of(part, slice(kept)) for part in data),
                     tuple(rows_of(part, slice(kept, None)) for part in data))
         if validation_data is None:

@@ -4,6 +4,7 @@ whole epochs, on a log axis labelled in numbers), and the small helpers of the c
 (text windows, greedy writing, chronological splits, RMSE, baselines side by side)."""
 
 import argparse
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ class DemoParser(argparse.ArgumentParser):
                 setattr(options, dest, quick if options.quick else default)
         if options.out is not None:
             try:
-                import matplotlib  # noqa: F401  (only checked here; figure() imports what it draws with)
+                importlib.import_module("matplotlib")   # only checked here; figure() imports what it draws with
             except ImportError:
                 self.error(f"--out draws plots with matplotlib, which is not installed; {DEMO_EXTRA}")
         return options
