@@ -33,3 +33,17 @@ def test_the_cell_block_runs():
     cell, dx, (dh0, dc0) = namespace["cell"], namespace["dx"], namespace["dstate"]
     assert dx.shape == (4, 8) and dh0.shape == dc0.shape == (4, 16)
     assert cell.recorded_steps() == 0 and np.abs(cell.grads["weight_hh"]).max() > 0
+
+
+def test_the_onnx_block_runs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx", reason="onnx is not installed (the onnx extra)")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the test extra)")
+    from fastrnn.demos import charlm
+    monkeypatch.chdir(tmp_path)
+    charlm.main(["--quick", "--checkpoint", "charlm.npz"])
+    block = next(block for block in BLOCKS if "fastrnn.onnx.export" in block)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    model = namespace["fastrnn"].load("charlm.npz")
+    expected = model.predict(model.vocabulary.encode("def ")[None])
+    np.testing.assert_allclose(namespace["logits"], expected, rtol=1e-5, atol=1e-5)
