@@ -180,7 +180,7 @@ def test_a_layer_it_cannot_export_is_named_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError, match=r"layers\[2\]: MyDense\(.*cannot be exported to ONNX"):
         fastrnn.onnx.export(model, path)
     assert not path.exists()
-    with pytest.raises(TypeError, match="model: expected a fastrnn.Sequential, got LSTM"):
+    with pytest.raises(TypeError, match="model: expected a fastrnn.Sequential or Seq2Seq, got LSTM"):
         fastrnn.onnx.export(LSTM(2, 3), path)
 
 
@@ -217,3 +217,37 @@ def zero_state_feeds(model, x):
         for name in "hc"[:2 if isinstance(layer, LSTM) else 1]:
             feeds[f"{name}0_{index}"] = np.zeros(shape, model.dtype)
     return feeds
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_onnx_runtime_computes_what_a_seq2seq_predicts(seed):
+    rng = np.random.default_rng(200 + seed)
+    kind = [RNN, LSTM, GRU][seed % 3]
+    encoder_layers, bidirectional = int(rng.integers(1, 3)), bool(seed // 3 % 2)
+    decoder_layers = int(rng.integers(1, encoder_layers + 1))
+    directions = "sum" if seed % 4 == 1 else "concat"
+    hidden = int(rng.integers(1, 6))
+    decoder_hidden = hidden * (2 if bidirectional and directions == "concat" else 1)
+    source = [OneHot(CLASSES), Embedding(CLASSES, 4, seed=1), None][seed % 3]
+    features = {OneHot: CLASSES, Embedding: 4, type(None): 3}[type(source)]
+    model = fastrnn.Seq2Seq(encoder=kind(features, hidden, num_layers=encoder_layers, bidirectional=bidirectional,
+                                         batch_first=True, seed=2),
+                            decoder=kind(2, decoder_hidden, num_layers=decoder_layers, batch_first=True, seed=3),
+                            head=Dense(decoder_hidden, CLASSES, seed=4), source_embedding=source, directions=directions)
+    proto = fastrnn.onnx.to_model(model, lengths=True)
+    for batch in (1, 17):
+        steps = int(rng.integers(1, 7))
+        x = rng.integers(0, CLASSES, (batch, steps)) if source else rng.standard_normal((batch, steps, 3))
+        x = x.astype(np.float32) if source is None else x
+        lengths = rng.integers(1, steps + 1, batch)
+        got = run_in_runtime(proto, {"x": x, "lengths": lengths})
+        np.testing.assert_allclose(got["y"], model.predict(x, lengths), rtol=1e-5, atol=1e-5)
+
+
+def test_a_seq2seq_that_feeds_its_outputs_back_is_refused_by_name(tmp_path):
+    model = fastrnn.Seq2Seq(encoder=LSTM(CLASSES, 4, batch_first=True), decoder=LSTM(CLASSES, 4, batch_first=True),
+                            head=Dense(4, CLASSES), source_embedding=OneHot(CLASSES), target_embedding=OneHot(CLASSES),
+                            decoder_inputs="teacher")
+    with pytest.raises(ValueError, match=r"Seq2Seq\(decoder_inputs='teacher'\) cannot be exported to ONNX"):
+        fastrnn.onnx.export(model, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()

@@ -1,5 +1,5 @@
-"""fastrnn.onnx: a trained Sequential as an ONNX model, for ONNX Runtime and other ONNX back ends
-(the onnx extra: pip install "fastrnn[onnx]").
+"""fastrnn.onnx: a trained Sequential or Seq2Seq as an ONNX model, for ONNX Runtime and other ONNX
+back ends (the onnx extra: pip install "fastrnn[onnx]").
 
     import fastrnn.onnx
     fastrnn.onnx.export(model, "model.onnx", lengths=True, states=True)
@@ -16,7 +16,9 @@ linear_before_reset, and B = [W_b, R_b]. Batch and time are dynamic. Inputs and 
   y        the model's output;
   hn_<i>, cn_<i>   with states=True: the final states, to feed back as h0/c0 (one step at a
            time, for generation).
-Dropout is the identity, as in predict.
+Dropout is the identity, as in predict. A Seq2Seq exports with decoder_inputs="zeros" (the
+decoder's output does not feed back): x, lengths -> y, the decoder running as many steps as the
+source has (predict's default).
 """
 
 from typing import NamedTuple, Optional
@@ -33,6 +35,7 @@ except ImportError:
 from .layers import Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Tanh
 from .model import Sequential
 from .recurrent import GRU, LSTM, RNN
+from .seq2seq import Seq2Seq
 
 __all__ = ["OPSET", "export", "to_model"]
 
@@ -48,7 +51,7 @@ def __dir__():   # dir() and editors' completion: the public names only
 
 
 def export(model, path, *, lengths=False, states=False):
-    """Writes `model` (a fastrnn.Sequential) to `path` as an ONNX model; returns the
+    """Writes `model` (a fastrnn.Sequential or Seq2Seq) to `path` as an ONNX model; returns the
     onnx.ModelProto. lengths=True adds the lengths input, states=True the recurrent layers'
     initial and final states (see the module's documentation). The graph is checked by
     onnx.checker with full checking and shape inference before anything is written; a layer
@@ -60,25 +63,82 @@ def export(model, path, *, lengths=False, states=False):
 
 def to_model(model, *, lengths=False, states=False):
     """export's ONNX model, checked, without writing it."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected a fastrnn.Sequential, got {type(model).__name__}")
+    if isinstance(model, Sequential):
+        graph = _sequential(model, lengths, states)
+    elif isinstance(model, Seq2Seq):
+        graph = _seq2seq(model, lengths, states)
+    else:
+        raise TypeError(f"model: expected a fastrnn.Sequential or Seq2Seq, got {type(model).__name__}")
+    proto = graph.model(f"fastrnn {type(model).__name__}")
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def _sequential(model, lengths, states):
     graph = _Graph(model.dtype)
-    ids = model.input_ids() is not None
-    x = graph.input("x", TensorProto.INT64 if ids else graph.float_type,
-                    ["batch", "steps"] if ids else ["batch", "steps", _input_features(model)])
-    sequence_lengths = graph.input("lengths", TensorProto.INT64, ["batch"]) if lengths else None
+    first = model.layers[0]
+    x, lengths = _inputs(graph, model.input_ids() is not None, getattr(first, "in_features", None) or
+                         getattr(first, "input_size", None), lengths)
     features = None   # of x's last axis; None for ids
     for index, layer in enumerate(model.layers):
         exporter = _EXPORTERS.get(type(layer))
         if exporter is None:
             raise ValueError(f"layers[{index}]: {layer!r} cannot be exported to ONNX (fastrnn.onnx exports "
                              f"{', '.join(cls.__name__ for cls in _EXPORTERS)})")
-        x = exporter(graph, layer, x, _Call(index, features, sequence_lengths, states))
+        x = exporter(graph, layer, x, _Call(index, features, lengths, states))
         features = layer.output_features(features)
     graph.output(x, "y")
-    proto = graph.model(f"fastrnn {type(model).__name__}")
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
+    return graph
+
+
+def _seq2seq(model, lengths, states):
+    """Seq2Seq.predict's graph: the encoder, the bridge, the decoder over zeros for as many steps
+    as the source has, the head."""
+    if states:
+        raise ValueError("states: a Seq2Seq's states stay inside the graph (the encoder's final state starts "
+                         "the decoder); export it without states=True")
+    if model.decoder_inputs != "zeros":
+        raise ValueError(f"Seq2Seq(decoder_inputs={model.decoder_inputs!r}) cannot be exported to ONNX: its decoder "
+                         "takes its own outputs back one step at a time, a loop fastrnn.onnx does not write; "
+                         "decoder_inputs='zeros' exports")
+    graph = _Graph(model.dtype)
+    source_embedding = model.source_embedding
+    x, lengths = _inputs(graph, source_embedding is not None, model.encoder.input_size, lengths)
+    source = x if source_embedding is None else \
+        _EXPORTERS[type(source_embedding)](graph, source_embedding, x, _Call(0, None, lengths, False))
+    _, finals = _recurrent_stack(graph, model.encoder, source, lengths, {})
+    initial = {part: _bridge(graph, model, final) for part, final in finals.items()}
+    # The decoder's inputs: zeros (batch, steps of x, decoder input size).
+    batch_and_steps = graph.node("Slice", [graph.node("Shape", [x]), graph.integers([0]), graph.integers([2])])
+    shape = graph.node("Concat", [batch_and_steps, graph.integers([model.decoder.input_size])], axis=0)
+    zeros = graph.node("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, graph.dtype)))
+    decoded, _ = _recurrent_stack(graph, model.decoder, zeros, None, initial)
+    graph.output(_dense(graph, model.head, decoded, None), "y")
+    return graph
+
+
+def _bridge(graph, model, final):
+    """Seq2Seq's bridge (see fastrnn.seq2seq) in the graph: the encoder's final state part
+    (layers * directions, batch, hidden) -> the decoder's initial one."""
+    encoder, decoder = model.encoder, model.decoder
+    directions, hidden = _directions(encoder), encoder.hidden_size
+    top = graph.node("Slice", [final, graph.integers([(encoder.num_layers - decoder.num_layers) * directions]),
+                               graph.integers([encoder.num_layers * directions]), graph.integers([0])])
+    if directions == 1:
+        return top
+    by_direction = graph.node("Reshape", [top, graph.integers([decoder.num_layers, directions, -1, hidden])])
+    if model.directions == "sum":
+        return graph.node("ReduceSum", [by_direction, graph.integers([1])], keepdims=0)
+    side_by_side = graph.node("Transpose", [by_direction], perm=[0, 2, 1, 3])
+    return graph.node("Reshape", [side_by_side, graph.integers([0, 0, directions * hidden])])
+
+
+def _inputs(graph, ids, features, lengths):
+    """The graph's input x, ids (batch, steps) or (batch, steps, features), and its lengths
+    input (or None)."""
+    x = graph.input("x", TensorProto.INT64 if ids else graph.float_type,
+                    ["batch", "steps"] if ids else ["batch", "steps", features])
+    return x, graph.input("lengths", TensorProto.INT64, ["batch"]) if lengths else None
 
 
 class _Call(NamedTuple):
@@ -87,11 +147,6 @@ class _Call(NamedTuple):
     features: Optional[int]    # of the input's last axis (None: ids)
     lengths: Optional[str]     # the lengths input, if any
     states: bool               # whether recurrent layers take and give their states
-
-
-def _input_features(model):
-    first = model.layers[0]
-    return first.in_features if isinstance(first, Dense) else first.input_size
 
 
 class _Graph:
@@ -182,22 +237,37 @@ def _last_step(graph, layer, x, call):
 
 
 def _recurrent(graph, layer, x, call):
-    """A stack of num_layers ONNX operators, time-major inside: x (batch, steps, features) ->
-    (batch, steps, directions * hidden)."""
-    directions, hidden = 2 if layer.bidirectional else 1, layer.hidden_size
-    parts = ("h", "c") if isinstance(layer, LSTM) else ("h",)
+    parts = _state_parts(layer)
     initial = {}
     if call.states:
-        for part in parts:
-            initial[part] = graph.input(f"{part}0_{call.index}", graph.float_type,
-                                        [layer.num_layers * directions, "batch", hidden])
-    sequence_lens = "" if call.lengths is None else graph.node("Cast", [call.lengths], to=TensorProto.INT32)
+        shape = [layer.num_layers * _directions(layer), "batch", layer.hidden_size]
+        initial = {part: graph.input(f"{part}0_{call.index}", graph.float_type, shape) for part in parts}
+    sequence, finals = _recurrent_stack(graph, layer, x, call.lengths, initial)
+    for part in parts if call.states else ():
+        graph.output(finals[part], f"{part}n_{call.index}")
+    return sequence
+
+
+def _directions(layer):
+    return 2 if layer.bidirectional else 1
+
+
+def _state_parts(layer):
+    return ("h", "c") if isinstance(layer, LSTM) else ("h",)
+
+
+def _recurrent_stack(graph, layer, x, lengths, initial):
+    """A recurrent layer as num_layers ONNX operators, time-major inside: x (batch, steps,
+    features) -> (the output (batch, steps, directions * hidden), its final state parts by name,
+    each (num_layers * directions, batch, hidden)). `initial` names the initial state parts given
+    (the others are zeros); `lengths` the lengths input, or None."""
+    directions, hidden, parts = _directions(layer), layer.hidden_size, _state_parts(layer)
+    sequence_lens = "" if lengths is None else graph.node("Cast", [lengths], to=TensorProto.INT32)
     attributes = {"hidden_size": hidden, "direction": "bidirectional" if layer.bidirectional else "forward"}
     if isinstance(layer, RNN):
         attributes["activations"] = [layer.nonlinearity.capitalize()] * directions
     if isinstance(layer, GRU):
         attributes["linear_before_reset"] = int(layer.linear_before_reset)
-    op = type(layer).__name__
     sequence = graph.node("Transpose", [x], perm=[1, 0, 2])
     finals = {part: [] for part in parts}
     for depth in range(layer.num_layers):
@@ -208,17 +278,15 @@ def _recurrent(graph, layer, x, call):
             inputs.append(graph.node("Slice", [initial[part], graph.integers([depth * directions]),
                                                graph.integers([(depth + 1) * directions]), graph.integers([0])])
                           if part in initial else "")
-        outputs = graph.node(op, inputs, outputs=1 + len(parts), **attributes)
+        outputs = graph.node(type(layer).__name__, inputs, outputs=1 + len(parts), **attributes)
         for part, final in zip(parts, outputs[1:]):
             finals[part].append(final)
         # Y (steps, directions, batch, hidden) -> (steps, batch, directions * hidden)
         y = graph.node("Transpose", [outputs[0]], perm=[0, 2, 1, 3])
         sequence = graph.node("Reshape", [y, graph.integers([0, 0, directions * hidden])])
-    if call.states:
-        for part in parts:
-            stacked = finals[part][0] if len(finals[part]) == 1 else graph.node("Concat", finals[part], axis=0)
-            graph.output(stacked, f"{part}n_{call.index}")
-    return graph.node("Transpose", [sequence], perm=[1, 0, 2])
+    finals = {part: values[0] if len(values) == 1 else graph.node("Concat", values, axis=0)
+              for part, values in finals.items()}
+    return graph.node("Transpose", [sequence], perm=[1, 0, 2]), finals
 
 
 def _stacked_parameters(layer, depth):
