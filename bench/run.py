@@ -120,7 +120,7 @@ def time_case(case):
     speedup = seconds["torch"] / seconds["fastrnn"] if "torch" in seconds else None
     return {**dataclasses.asdict(case), "gflop": case.flops() / 1e9,
             "ms": {name: value * 1e3 for name, value in seconds.items()},
-            "measurements": {name: count for name, (_, count) in medians.items()},
+            "measurements": {name: len(values) for name, (_, values) in medians.items()},
             "gflops": gflops,
             "speedup_vs_torch": speedup,
             "target": target_record(f"{case.name}: speedup vs torch", speedup, case.target_speedup, "x")}
@@ -202,21 +202,8 @@ def print_targets(targets):
               f"(target >= {target['target']:.2f}{target['unit']}) {result_text(target['passed'])}")
 
 
-def cpu_model():
-    """The CPU's model name and its vector instruction sets, as the operating system reports them."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            fields = {key.strip(): value.strip() for key, value in
-                      (line.split(":", 1) for line in file.read().split("\n\n")[0].splitlines() if ":" in line)}
-    except OSError:
-        return platform.processor() or platform.machine()
-    flags = fields.get("flags", "").split()
-    vector = [flag for flag in ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq") if flag in flags]
-    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}; {' '.join(vector)})"
-
-
 def environment():
-    info = {"fastrnn": fastrnn.__version__, "kernel_isa": fastrnn.kernel_isa(), "cpu": cpu_model(),
+    info = {"fastrnn": fastrnn.__version__, "kernel_isa": fastrnn.kernel_isa(), "cpu": timing.cpu_model(),
             "available_isas": fastrnn.available_isas(), "threads": ARGUMENTS.threads,
             "numpy": np.__version__, "torch": models.torch.__version__ if models.torch is not None else None,
             "blas_threads_set_by": "threadpoolctl" if threadpoolctl else "OPENBLAS_NUM_THREADS/MKL_NUM_THREADS",

@@ -9,6 +9,7 @@ import functools
 import json
 import math
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,8 @@ def seconds_of(function, number=1):
 
 
 def time_interleaved(functions, rounds, min_seconds, run_once_if_slower=None):
-    """{name: (median seconds per call, measurements)} for the callables in `functions`.
+    """{name: (median seconds per call, each measurement's seconds per call, in round order)} for
+    the callables in `functions`.
 
     Each callable is called once untimed (warm-up) and once timed (calibration); each
     measurement then repeats it enough times to last about `min_seconds`. One round measures
@@ -50,7 +52,7 @@ def time_interleaved(functions, rounds, min_seconds, run_once_if_slower=None):
         for name, number in numbers.items():
             time.sleep(SETTLE_SECONDS)
             times[name].append(seconds_of(functions[name], number))
-    return {name: (statistics.median(values), len(values)) for name, values in times.items()}
+    return {name: (statistics.median(values), values) for name, values in times.items()}
 
 
 def sgemm_gflops(rounds, size=2048):
@@ -89,3 +91,17 @@ def roof(rounds):
     completed = subprocess.run([sys.executable, "-c", code.format(bench=os.path.dirname(__file__), rounds=rounds)],
                                env=env, capture_output=True, text=True, check=True)
     return json.loads(completed.stdout)
+
+
+def cpu_model():
+    """The CPU's model name and its vector instruction sets, as the operating system reports them."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            fields = {key.strip(): value.strip() for key, value in
+                      (line.split(":", 1) for line in file.read().split("\n\n")[0].splitlines() if ":" in line)}
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    vector = [flag for flag in ("avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq") if flag in flags]
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{fields.get('model name', '?')} (family {family} model {model}; {' '.join(vector)})"

@@ -1,7 +1,8 @@
 """Smoke tests of the benchmark harnesses: `bench/run.py --quick --cases hihello` exits 0 and
 writes JSON with the expected keys, with PyTorch as installed and with PyTorch hidden (the
 harness must work without it, leaving the torch column empty); `bench/load.py --quick` on the
-smallest case and demo does too, and `bench/cells.py` checks and times every cell case.
+smallest case and demo does too, `bench/cells.py` checks and times every cell case, and
+`bench/ort.py` checks and times one case against ONNX Runtime.
 """
 
 import importlib.util
@@ -85,3 +86,14 @@ def test_cells_benchmark_checks_and_times_every_case(tmp_path):
     assert {(result["cell"], result["batch"], result["mode"]) for result in results} >= {
         ("LSTM", 1, "inference"), ("LSTM", 64, "train"), ("GRU", 1, "train"), ("RNN", 64, "inference")}
     assert all(result["fastrnn_us_per_step"] > 0 and result["torch_us_per_step"] > 0 for result in results)
+
+
+def test_the_onnx_runtime_comparison_checks_and_times_a_case():
+    for module in ("onnx", "onnxruntime"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (the test extra)")
+    completed = subprocess.run([sys.executable, str(BENCH / "ort.py"), "--quick", "--threads", "1", "--cases",
+                                "window"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("window 2x100 LSTM")]
+    assert len(rows) == 2 and all(row.split()[-2].endswith("x") for row in rows)   # spinning off, then on
