@@ -7,7 +7,8 @@ import pytest
 
 import fastrnn
 
-PUBLIC_MODULES = [fastrnn, fastrnn.data, fastrnn.io, fastrnn.losses, fastrnn.optim, fastrnn.reference]
+PUBLIC_MODULES = [fastrnn, fastrnn.data, fastrnn.distributed, fastrnn.io, fastrnn.losses, fastrnn.optim,
+                  fastrnn.reference]
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda module: module.__name__)
@@ -28,5 +29,5 @@ def test_a_public_module_lists_exactly_its_public_names(module):
 
 def test_the_package_shows_its_public_modules_only():
     modules = sorted(name for name in dir(fastrnn) if inspect.ismodule(getattr(fastrnn, name)))
-    assert modules == ["data", "io", "losses", "optim", "reference"]
+    assert modules == ["data", "distributed", "io", "losses", "optim", "reference"]
     assert "__version__" in dir(fastrnn)

@@ -6,7 +6,7 @@ fastrnn.reference. Models follow Keras: fastrnn.Sequential([...]).compile(optimi
 evaluate, predict, plus generate for character models, save and fastrnn.load.
 """
 
-from . import _core, _threads, data, io, losses, optim, reference
+from . import _core, _threads, data, distributed, io, losses, optim, reference
 from ._threads import get_num_threads, set_num_threads
 from .base import Layer
 from .io import load
@@ -37,7 +37,8 @@ def available_isas():
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "Dense", "Dropout", "Embedding", "History",
            "LastStep", "Layer", "Model", "OneHot", "ReLU", "Seq2Seq", "Sequential", "Tanh", "available_isas", "data",
-           "get_num_threads", "io", "kernel_isa", "load", "losses", "optim", "reference", "set_num_threads"]
+           "distributed", "get_num_threads", "io", "kernel_isa", "load", "losses", "optim", "reference",
+           "set_num_threads"]
 
 
 def __dir__():   # dir() and editors' completion: the public API, not the modules behind it

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from . import distributed as distributed_module
 from . import io, losses, optim
 from .base import MODEL_CLASSES, Layer, Parameters, positive_int, real_number, sequence_lengths
 from .progress import Progress
@@ -182,20 +183,68 @@ class Model(Layer):
                              "(a Sequential does)")
         return self.forward(x, lengths, y)
 
-    def _train_batch(self, x, y, lengths, stateful):
+    def _train_batch(self, x, y, lengths, stateful, distributed=None):
         if not self.training:
             self.train()
-        output = self._forward_batch(x, lengths, y, stateful)
-        grad, metrics, weight = self._score(output, y, lengths)
+        if distributed is not None:   # this rank's shard of the global batch
+            rows = distributed.shard(len(x))
+            x, y, lengths = x[rows], y[rows], rows_of(lengths, rows)
+        grad, metrics, weight = self._score(self._forward_batch(x, lengths, y, stateful), y, lengths) if len(x) \
+            else (None, None, 0.0)
+        if distributed is not None:
+            # The loss's gradient is of this shard's mean; weighed by its share of the batch's
+            # targets, the ranks' gradients sum to that of the whole batch's mean.
+            metrics, total = self._combined_metrics(distributed, metrics, weight)
+            if grad is not None:
+                grad *= weight / total
+            weight = total
         if not math.isfinite(metrics["loss"]):
             raise FloatingPointError(
                 f"the loss became {metrics['loss']} (the weights were not updated); lower the learning rate "
                 f"(now {self.optimizer.learning_rate:g}) or clip gradients, e.g. "
                 f"fastrnn.optim.{type(self.optimizer).__name__}(clip_norm=1.0)")
         self.zero_grad()
-        self.backward(grad)
-        self.optimizer.step(self.parameter_buffers())
+        if grad is not None:
+            self.backward(grad)
+        buffers = self.parameter_buffers()
+        if distributed is not None:
+            for _, grads in buffers:
+                distributed.sum(grads)
+        self.optimizer.step(buffers)
+        if distributed is not None and self.optimizer.iterations % distributed_module.CHECK_EVERY == 0:
+            self._check_identical(distributed)
         return metrics, weight
+
+    def _metric_names(self):
+        return ["loss", "accuracy"] if self.loss is losses.cross_entropy else ["loss"]
+
+    def _combined_metrics(self, distributed, metrics, weight):
+        """(the metrics of the whole batch, its total weight) from every rank's (metrics, weight):
+        weighted means, one small allreduce."""
+        names = self._metric_names()
+        sums = np.array([weight] + [metrics[name] * weight if metrics else 0.0 for name in names])
+        distributed.sum(sums)
+        total = float(sums[0])
+        return {name: float(value) / total if total else 0.0 for name, value in zip(names, sums[1:])}, total
+
+    def _check_identical(self, distributed):
+        if self._parameters is not None:
+            distributed.check_identical(self._parameters.values, self.optimizer.iterations)
+
+    def _start_distributed(self, distributed):
+        """Every rank from rank 0's parameters, optimizer state and random generators."""
+        if self._parameters is not None:
+            distributed.broadcast(self._parameters.values)
+        generators = {name: layer._rng for name, layer in self._named_layers.items()
+                      if isinstance(getattr(layer, "_rng", None), np.random.Generator)}
+        states = distributed.broadcast_object({"model": self._rng.bit_generator.state,
+                                               **{name: rng.bit_generator.state for name, rng in generators.items()},
+                                               "optimizer": self.optimizer.state_dict()})
+        self._rng.bit_generator.state = states["model"]
+        for name, rng in generators.items():
+            rng.bit_generator.state = states[name]
+        if states["optimizer"]["iterations"]:
+            self.optimizer.load_state_dict(states["optimizer"], self.parameter_buffers())
 
     def _target_weights(self, output, lengths):
         """Per-target weights for the loss (None: all 1); see Sequential."""
@@ -212,7 +261,7 @@ class Model(Layer):
         return grad, metrics, weight
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
-            lengths=None, verbose=1, stateful=False, initial_epoch=0, callbacks=None):
+            lengths=None, verbose=1, stateful=False, initial_epoch=0, callbacks=None, distributed=None):
         """Trains for `epochs` passes over (x, y) in batches; returns a History (also kept as
         `model.history`) with per-epoch 'loss' (+ 'accuracy' for cross-entropy) and their
         'val_' versions when there is validation data.
@@ -228,6 +277,10 @@ class Model(Layer):
         continues batch b's row i, states are carried across batches and reset at each epoch
         start, which needs shuffle=False and len(x) divisible by batch_size. A NaN or infinite
         loss raises FloatingPointError naming the epoch and batch, before that batch's update.
+
+        distributed: fastrnn.distributed.mpi() to train data-parallel over MPI when the script
+        runs under mpiexec (None, what mpi() gives without it: one process); see
+        fastrnn.distributed. batch_size is then the global batch, shared out among the ranks.
         """
         self._require_compiled("fit")
         x, y, lengths = self._check_data(x, y, lengths)
@@ -248,6 +301,24 @@ class Model(Layer):
             raise ValueError(f"batch_size: stateful training needs len(x) = {len(x)} to be a multiple of batch_size = "
                              f"{batch_size}, so every batch continues the previous one")
 
+        if distributed is not None:
+            distributed.require_same_training(self, x, y, lengths, batch_size, epochs, stateful)
+            if distributed.rank != 0:
+                verbose = 0
+            try:
+                self._start_distributed(distributed)
+                self._fit_epochs(x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
+                                 initial_epoch, callbacks, distributed)
+                self._check_identical(distributed)
+            except BaseException as error:
+                distributed.abort(error)
+        else:
+            self._fit_epochs(x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
+                             initial_epoch, callbacks, None)
+        return self.history
+
+    def _fit_epochs(self, x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
+                    initial_epoch, callbacks, distributed):
         self.history = History()
         batches = -(-len(x) // batch_size)
         for epoch in range(initial_epoch + 1, epochs + 1):
@@ -257,21 +328,22 @@ class Model(Layer):
             means = _RunningMeans()
             for batch, rows in enumerate(batch_rows(len(x), batch_size, order), 1):
                 try:
-                    metrics, weight = self._train_batch(x[rows], y[rows], rows_of(lengths, rows), stateful)
+                    metrics, weight = self._train_batch(x[rows], y[rows], rows_of(lengths, rows), stateful,
+                                                        distributed)
                 except FloatingPointError as error:
                     raise FloatingPointError(f"fit: at epoch {epoch}, batch {batch} of {batches}: {error}") from None
                 means.add(metrics, weight)
                 progress.update(means.means())
             metrics = means.means()
             if validation_data is not None:
-                metrics.update({f"val_{name}": value for name, value in self.evaluate(*validation_data).items()})
+                metrics.update({f"val_{name}": value for name, value in
+                                self.evaluate(*validation_data, distributed=distributed).items()})
             progress.close(metrics)
             self.epochs_done = epoch   # before the callbacks: a checkpoint they write counts this epoch
             for callback in callbacks:   # after the epoch's line, so what they print reads in order
                 (callback.on_epoch_end if hasattr(callback, "on_epoch_end") else callback)(epoch - 1, metrics)
             self.history.append(metrics)
         self.reset_states()
-        return self.history
 
     def _split_validation(self, data, validation_data, validation_split):
         """(training (x, y, lengths), checked validation (x, y, lengths) or None)."""
@@ -293,11 +365,15 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ inference
 
-    def evaluate(self, x, y, lengths=None, batch_size=32):
-        """{'loss': ..., ['accuracy': ...]} over (x, y), in eval mode (no dropout)."""
+    def evaluate(self, x, y, lengths=None, batch_size=32, distributed=None):
+        """{'loss': ..., ['accuracy': ...]} over (x, y), in eval mode (no dropout). distributed
+        (see fit): each rank evaluates its share of the rows, and every rank gets the means."""
         if self.loss is None:
             raise ValueError("evaluate: the model has no loss; call compile(optimizer, loss) first")
         x, y, lengths = self._check_data(x, y, lengths)
+        if distributed is not None:
+            rows = distributed.shard(len(x))
+            x, y, lengths = x[rows], y[rows], rows_of(lengths, rows)
         self.eval()
         means = _RunningMeans()
         for rows in batch_rows(len(x), positive_int(batch_size, "batch_size")):
@@ -305,7 +381,9 @@ class Model(Layer):
             output = self.forward(x[rows], batch_lengths, y[rows])
             _, metrics, weight = self._score(output, y[rows], batch_lengths)
             means.add(metrics, weight)
-        return means.means()
+        if distributed is None:
+            return means.means()
+        return self._combined_metrics(distributed, means.means() if means.weight else None, means.weight)[0]
 
     def predict(self, x, lengths=None, batch_size=32):
         """The model's output for x (logits for a classifier), in eval mode, computed in batches."""
