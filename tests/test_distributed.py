@@ -106,3 +106,16 @@ def test_without_a_launcher_mpi_is_none_and_mpi4py_stays_unimported():
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                                env=without_launcher_variables())
     assert completed.returncode == 0, completed.stderr
+
+
+def test_the_charlm_demo_runs_under_mpiexec_as_is(tmp_path):
+    demo = [sys.executable, "-m", "fastrnn.demos", "charlm", "--quick"]
+    runs = [subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env=without_launcher_variables())
+            for command in (demo, [MPIEXEC, "-n", "2", *demo])]
+    for completed in runs:
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = [[line for line in completed.stdout.splitlines() if line.startswith("charlm: validation")]
+               for completed in runs]
+    assert len(results[1]) == 1   # rank 0 alone reports
+    assert results[1] == results[0]   # the same training, to the printed digits

@@ -8,6 +8,9 @@ After each epoch the demo prints the validation loss in bits per character, next
 baseline (each character's frequency in the training text, ignoring context), writes a sample
 at `--temperature`, and saves a checkpoint if asked; `--resume` continues from it.
 
+Under mpiexec (`mpiexec -n 2 fastrnn-demo charlm`) the ranks train data-parallel, each on its
+share of every batch's streams (fastrnn.distributed); rank 0 prints, samples and saves.
+
 Without --text the corpus is the public top-level modules of the running interpreter's
 standard library (sysconfig's "stdlib" directory), in name order: real text on every machine,
 no download. Either corpus is cut at --max-chars.
@@ -48,6 +51,11 @@ def main(argv=None):
     parser.add_argument("--checkpoint", type=Path, metavar="PATH", help="save the model here after every epoch")
     parser.add_argument("--resume", action="store_true", help="start from the --checkpoint file instead of anew")
     args = parser.parse_args(argv)
+    # Under mpiexec the ranks train data-parallel (fastrnn.distributed); rank 0 alone prints,
+    # samples, plots and writes the checkpoint.
+    communicator = fastrnn.distributed.mpi()
+    root = communicator is None or communicator.rank == 0
+    say = print if root else (lambda *args, **kwargs: None)
     if args.resume and args.checkpoint is None:
         parser.error("--resume needs --checkpoint PATH (the file to resume from)")
 
@@ -56,6 +64,8 @@ def main(argv=None):
         model = resumed_model(args.checkpoint, text) if args.resume else new_model(Vocabulary(text), args)
     except (OSError, ValueError) as error:
         parser.error(str(error))
+    if args.resume:
+        say(f"resumed from {args.checkpoint}")
     prime = args.prime or (STDLIB_PRIME if args.text is None else text[:10])
     if not set(prime) <= set(model.vocabulary.tokens):
         parser.error(f"--prime: {prime!r} has characters the model does not know")
@@ -76,10 +86,10 @@ def main(argv=None):
     baseline = unigram_bits(train_ids, validation_ids, len(model.vocabulary))
     parameters = sum(view.size for view in model.params.values())
     if len(train_ids) < parameters:   # fewer characters than parameters: it memorises the text
-        print(f"warning: {len(train_ids):,} training characters for a model of {parameters:,} parameters is too "
+        say(f"warning: {len(train_ids):,} training characters for a model of {parameters:,} parameters is too "
               f"little text to learn from: expect gibberish samples and validation no better than character "
               f"frequencies. Use a longer --text (at least {parameters:,} characters) or a smaller --hidden.")
-    print(f"{len(text):,} characters ({len(train_ids):,} training, {len(validation_ids):,} validation), "
+    say(f"{len(text):,} characters ({len(train_ids):,} training, {len(validation_ids):,} validation), "
           f"{len(model.vocabulary)} distinct; model: {model.layers[1]!r}")
 
     samples = []
@@ -87,7 +97,10 @@ def main(argv=None):
     def end_of_epoch(epoch, logs):
         """After each epoch: validation in bits per character, a sample, a checkpoint."""
         logs["bits"] = bits(logs["loss"])
-        logs["val_bits"] = bits(model.evaluate(*validation, batch_size=args.batch_size)["loss"])
+        logs["val_bits"] = bits(model.evaluate(*validation, batch_size=args.batch_size,
+                                               distributed=communicator)["loss"])
+        if not root:
+            return
         compare("validation bits per character", logs["val_bits"], "character frequencies", baseline)
         samples.append(model.generate(prime, args.sample_length, temperature=args.temperature, seed=args.seed + epoch))
         print(f"--- sample at temperature {args.temperature} ---\n{prime}{samples[-1]}\n---")
@@ -97,15 +110,15 @@ def main(argv=None):
 
     epochs = np.arange(model.epochs_done + 1, args.epochs + 1)   # a resumed run's follow the checkpoint's
     history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, shuffle=False, stateful=True,
-                        initial_epoch=model.epochs_done, callbacks=[end_of_epoch]).history
+                        initial_epoch=model.epochs_done, callbacks=[end_of_epoch], distributed=communicator).history
     curves = {"training": history["bits"], "validation": history["val_bits"]}
-    sample = samples[-1]
+    sample = samples[-1] if root else None
 
-    if args.out:
+    if args.out and root:
         text_name = args.text.name if args.text else "the standard library's sources"
         plot_losses(args.out, "charlm_bits.png", f"Character model of {text_name}: bits per character",
                     {name: (epochs, values) for name, values in curves.items()}, ylabel="bits per character")
-    print(f"charlm: validation {curves['validation'][-1]:.3f} bits per character "
+    say(f"charlm: validation {curves['validation'][-1]:.3f} bits per character "
           f"(character frequencies: {baseline:.3f})")
     return {"validation_bits": curves["validation"][-1], "training_bits": curves["training"][-1],
             "baseline_bits": baseline, "sample": sample}
@@ -152,7 +165,6 @@ def resumed_model(checkpoint, text):
     unknown = "".join(sorted(set(text) - set(model.vocabulary.tokens)))
     if unknown:
         raise ValueError(f"{checkpoint}: the model has never seen these characters of the text: {unknown[:20]!r}")
-    print(f"resumed from {checkpoint}")
     return model
 
 
