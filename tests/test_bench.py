@@ -2,12 +2,13 @@
 writes JSON with the expected keys, with PyTorch as installed and with PyTorch hidden (the
 harness must work without it, leaving the torch column empty); `bench/load.py --quick` on the
 smallest case and demo does too, `bench/cells.py` checks and times every cell case, and
-`bench/ort.py` checks and times one case against ONNX Runtime.
+`bench/ort.py` checks and times one case against ONNX Runtime, and `bench/distributed.py` runs.
 """
 
 import importlib.util
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -97,3 +98,13 @@ def test_the_onnx_runtime_comparison_checks_and_times_a_case():
     assert completed.returncode == 0, completed.stdout + completed.stderr
     rows = [line for line in completed.stdout.splitlines() if line.startswith("window 2x100 LSTM")]
     assert len(rows) == 2 and all(row.split()[-2].endswith("x") for row in rows)   # spinning off, then on
+
+
+def test_the_distributed_benchmark_measures_throughput_and_the_scaling_model():
+    if importlib.util.find_spec("mpi4py") is None or shutil.which("mpiexec") is None:
+        pytest.skip("mpi4py and mpiexec are not installed (the mpi extra)")
+    completed = subprocess.run([sys.executable, str(BENCH / "distributed.py"), "--quick"], capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "| 2 processes x 1 thread |" in completed.stdout
+    assert "| large LSTM (T=100, B=64, 512) | 9.456 MB |" in completed.stdout
