@@ -1,6 +1,6 @@
 """Data-parallel training over MPI: real `mpiexec -n 2` runs of tests/mpi/train.py against the
-same script in one process (float64, Adam with clipping). Skipped without mpi4py and mpiexec
-(the mpi extra)."""
+same script in one process (float64, Adam with clipping); those are skipped without mpi4py and
+mpiexec (the mpi extra)."""
 import importlib.util
 import json
 import os
@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastrnn
+
 SCRIPT = Path(__file__).resolve().parent / "mpi" / "train.py"
 MPIEXEC = shutil.which("mpiexec")
-pytestmark = pytest.mark.skipif(MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
+needs_mpi = pytest.mark.skipif(MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
                                 reason="mpi4py and mpiexec are not installed (the mpi extra)")
 
 
@@ -42,11 +44,13 @@ def assert_same_training(one, two):
             np.testing.assert_allclose(two[name], one[name], rtol=1e-12, atol=0, err_msg=name)
 
 
+@needs_mpi
 def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path):
     options = dict(rows=32, batch_size=16, epochs=10)   # 20 steps
     assert_same_training(train(tmp_path, 0, "one", **options), train(tmp_path, 2, "two", **options))
 
 
+@needs_mpi
 def test_an_uneven_last_batch_lengths_and_validation_are_shared_out(tmp_path):
     # 37 rows: two batches of 16 (8 + 8 rows per rank), then 5 (2 + 3); validation 9 rows (4 + 5).
     options = dict(rows=37, batch_size=16, epochs=3, lengths=True, validation=True)
@@ -55,16 +59,19 @@ def test_an_uneven_last_batch_lengths_and_validation_are_shared_out(tmp_path):
     assert_same_training(one, two)
 
 
+@needs_mpi
 def test_a_batch_smaller_than_the_ranks_leaves_a_rank_without_rows(tmp_path):
     options = dict(rows=5, batch_size=1, epochs=2)   # every batch: one row, one rank idle
     assert_same_training(train(tmp_path, 0, "one", **options), train(tmp_path, 2, "two", **options))
 
 
+@needs_mpi
 def test_stateful_training_carries_each_ranks_streams(tmp_path):
     options = dict(rows=32, batch_size=16, epochs=4, stateful=True)
     assert_same_training(train(tmp_path, 0, "one", **options), train(tmp_path, 2, "two", **options))
 
 
+@needs_mpi
 def test_a_checkpoint_of_two_ranks_resumes_on_one(tmp_path):
     checkpoint = str(tmp_path / "checkpoint.npz")
     train(tmp_path, 2, "first", rows=32, batch_size=16, epochs=2, checkpoint=checkpoint)
@@ -80,6 +87,7 @@ def launch_failing(tmp_path, **options):
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=without_launcher_variables())
 
 
+@needs_mpi
 def test_a_rank_that_raises_ends_every_rank_with_its_rank_and_error(tmp_path):
     completed = launch_failing(tmp_path, fail_rank=1)   # timeout: a rank left waiting would hang
     assert completed.returncode != 0
@@ -87,12 +95,14 @@ def test_a_rank_that_raises_ends_every_rank_with_its_rank_and_error(tmp_path):
         completed.stderr
 
 
+@needs_mpi
 def test_ranks_whose_parameters_drift_apart_are_stopped(tmp_path):
     completed = launch_failing(tmp_path, diverge=1)
     assert completed.returncode != 0
     assert "the parameters of ranks [1] differ from rank 0's" in completed.stderr
 
 
+@needs_mpi
 def test_ranks_with_different_models_are_refused_at_the_start(tmp_path):
     completed = launch_failing(tmp_path, different=1)
     assert completed.returncode != 0
@@ -108,6 +118,7 @@ def test_without_a_launcher_mpi_is_none_and_mpi4py_stays_unimported():
     assert completed.returncode == 0, completed.stderr
 
 
+@needs_mpi
 def test_the_charlm_demo_runs_under_mpiexec_as_is(tmp_path):
     demo = [sys.executable, "-m", "fastrnn.demos", "charlm", "--quick"]
     runs = [subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path,
@@ -119,3 +130,13 @@ def test_the_charlm_demo_runs_under_mpiexec_as_is(tmp_path):
                for completed in runs]
     assert len(results[1]) == 1   # rank 0 alone reports
     assert results[1] == results[0]   # the same training, to the printed digits
+
+
+def test_fit_names_a_distributed_argument_that_is_not_a_communicator():
+    model = fastrnn.Sequential([fastrnn.OneHot(3), fastrnn.LSTM(3, 2, batch_first=True), fastrnn.Dense(2, 3)])
+    model.compile("adam", "cross_entropy")
+    x = np.zeros((2, 4), np.int64)
+    with pytest.raises(TypeError, match="distributed: expected fastrnn.distributed.mpi"):
+        model.fit(x, x, distributed=True, verbose=0)
+    with pytest.raises(TypeError, match="got str"):
+        model.evaluate(x, x, distributed="mpi")

@@ -302,6 +302,7 @@ class Model(Layer):
                              f"{batch_size}, so every batch continues the previous one")
 
         if distributed is not None:
+            _check_communicator(distributed)
             distributed.require_same_training(self, x, y, lengths, batch_size, epochs, stateful)
             if distributed.rank != 0:
                 verbose = 0
@@ -372,7 +373,7 @@ class Model(Layer):
             raise ValueError("evaluate: the model has no loss; call compile(optimizer, loss) first")
         x, y, lengths = self._check_data(x, y, lengths)
         if distributed is not None:
-            rows = distributed.shard(len(x))
+            rows = _check_communicator(distributed).shard(len(x))
             x, y, lengths = x[rows], y[rows], rows_of(lengths, rows)
         self.eval()
         means = _RunningMeans()
@@ -456,6 +457,14 @@ class Model(Layer):
         lines = "".join(f"\n  ({name}): {layer!r}" for name, layer in self._named_layers.items())
         count = sum(view.size for view in self.params.values())
         return f"{type(self).__name__}({lines}\n)  # {count} parameters"
+
+
+def _check_communicator(distributed):
+    """`distributed`, or TypeError unless it is what fastrnn.distributed.mpi() returns."""
+    if not isinstance(distributed, distributed_module.Communicator):
+        raise TypeError(f"distributed: expected fastrnn.distributed.mpi() (a Communicator, or None for one "
+                        f"process), got {type(distributed).__name__}")
+    return distributed
 
 
 def model_class_name(cls):
