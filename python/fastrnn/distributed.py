@@ -19,9 +19,10 @@ too). Every process loads the same data and builds the same model; fit then
 Callbacks run on every rank (they may evaluate, which is collective); write files on rank 0
 only: `if fastrnn.distributed.rank() == 0: model.save(path)`.
 
-An exception on one rank (a bad batch, a callback's error) aborts the whole run: the failing
-rank prints its rank and the error, and MPI ends every process, so none waits forever in a
-collective.
+An exception on one rank during fit (a bad batch, a callback's error) aborts the whole run: the
+failing rank prints its rank and the error, and MPI ends every process, so none waits forever in
+a collective. For errors elsewhere in a script, start it as `mpiexec -n 4 python -m mpi4py
+train.py`, which aborts the same way.
 
 Without mpiexec, mpi() returns None, fit runs in one process as usual, and mpi4py is not even
 imported: the same script runs unchanged.
