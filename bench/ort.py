@@ -10,7 +10,16 @@ when they mix the two.
 
 Checks first: ONNX Runtime's outputs equal fastrnn's within 1e-4 on every case.
 
-    python bench/ort.py [--quick] [--threads 1,2] [--cases PATTERN,...]
+--profile splits a case's work into its phases, each timed alone in both libraries on one
+thread: the input projections (one product over all steps per layer), the recurrent products
+(the same flops as T products of B rows: timed as T separate products, and as one product of
+T*B rows, what they would cost without the time loop), and the gate activations (sigmoid and
+tanh over every step's gates). fastrnn's phases run through its kernels' test hooks
+(_core.matmul_float32, which packs B on every call, and _core.activation_float32); ONNX
+Runtime's as one-operator graphs (MatMul with the weights as a constant, as its LSTM holds
+them; Sigmoid; Tanh). GFLOP/s against the machine's one-thread SGEMM (OpenBLAS) is the roof.
+
+    python bench/ort.py [--quick] [--threads 1,2] [--cases PATTERN,...] [--profile]
 """
 
 import argparse
@@ -97,17 +106,86 @@ class Contenders:
         return np.concatenate(ys, axis=1)
 
 
+def profile(case, rounds, min_seconds):
+    """Per-phase times of `case`'s forward in fastrnn and ONNX Runtime, one thread each."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fastrnn import _core
+
+    rng = np.random.default_rng(0)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    def onnx_op(op, shape, constant=None):
+        """A session of one `op` node on an input of `shape` (and `constant`, an initializer)."""
+        inputs = ["a"] + (["b"] if constant is not None else [])
+        graph = helper.make_graph([helper.make_node(op, inputs, ["y"])], op, [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, list(shape))],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(constant, "b")] if constant is not None else [])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return lambda a: session.run(["y"], {"a": a})
+
+    G, H, T, B = 4 if case.layer is LSTM else 3 if case.layer is GRU else 1, case.hidden_size, case.steps, case.batch
+    phases = []   # (name, flops, fastrnn callable, ORT callable)
+    for depth in range(case.num_layers):
+        inputs = case.input_size if depth == 0 else H
+        x, w = rng.standard_normal((T * B, inputs), np.float32), rng.standard_normal((inputs, G * H), np.float32)
+        run = onnx_op("MatMul", x.shape, w)
+        phases.append((f"layer {depth}: input projection ({T * B}x{inputs} @ {inputs}x{G * H})",
+                       2 * T * B * inputs * G * H, lambda x=x, w=w: _core.matmul_float32(x, w),
+                       lambda x=x, run=run: run(x)))
+    h, r = rng.standard_normal((B, H), np.float32), rng.standard_normal((H, G * H), np.float32)
+    step = onnx_op("MatMul", h.shape, r)
+    flops = 2 * T * B * H * G * H * case.num_layers
+    phases.append((f"recurrent products, {T * case.num_layers} steps of {B}x{H} @ {H}x{G * H}", flops,
+                   lambda: [_core.matmul_float32(h, r) for _ in range(T * case.num_layers)],
+                   lambda: [step(h) for _ in range(T * case.num_layers)]))
+    rows = rng.standard_normal((T * B, H), np.float32)
+    whole = onnx_op("MatMul", rows.shape, r)
+    phases.append((f"  the same flops as one product per layer ({T * B}x{H} @ {H}x{G * H})", flops,
+                   lambda: [_core.matmul_float32(rows, r) for _ in range(case.num_layers)],
+                   lambda: [whole(rows) for _ in range(case.num_layers)]))
+    sigmoid_values = rng.standard_normal((T * B * case.num_layers, (G - 1) * H if G > 1 else H), np.float32)
+    tanh_values = rng.standard_normal((T * B * case.num_layers, 2 * H if G == 4 else H), np.float32)
+    sigmoid, tanh = onnx_op("Sigmoid", sigmoid_values.shape), onnx_op("Tanh", tanh_values.shape)
+    phases.append((f"gate activations ({sigmoid_values.size + tanh_values.size:,} values)", 0,
+                   lambda: (_core.activation_float32("sigmoid", sigmoid_values),
+                            _core.activation_float32("tanh", tanh_values)),
+                   lambda: (sigmoid(sigmoid_values), tanh(tanh_values))))
+    contenders = Contenders(case, 1, False)
+    fastrnn.set_num_threads(1)
+    whole_case = time_interleaved({"fastrnn": contenders.fastrnn, "ort": contenders.onnx_runtime}, rounds, min_seconds)
+
+    print(f"\n{case.name}, 1 thread each, phase by phase (ms; GFLOP/s):")
+    print(f"{'phase':66} {'fastrnn':>16} {'ONNX Runtime':>16}")
+    for name, flops, ours, theirs in phases:
+        times = time_interleaved({"fastrnn": ours, "ort": theirs}, rounds, min_seconds)
+        cells = [f"{times[who][0] * 1e3:8.3f}" + (f" ({flops / times[who][0] / 1e9:5.1f})" if flops else " " * 8)
+                 for who in ("fastrnn", "ort")]
+        print(f"{name:66} {cells[0]:>16} {cells[1]:>16}")
+    print(f"{'the whole case (the layer; the LSTM/GRU/RNN operator)':66} {whole_case['fastrnn'][0] * 1e3:8.3f}"
+          f"{'':8} {whole_case['ort'][0] * 1e3:8.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few rounds, to smoke-test the script")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--cases", help="comma-separated substrings of the case names to run")
+    parser.add_argument("--profile", action="store_true", help="time each case's phases alone, 1 thread")
     args = parser.parse_args()
     rounds, min_seconds = (3, 0.02) if args.quick else (9, 0.2)
     cases = [case for case in CASES if not args.cases or any(p.lower() in case.name.lower()
                                                              for p in args.cases.split(","))]
     print(f"CPU: {cpu_model()}; fastrnn {fastrnn.__version__} "
           f"({fastrnn.kernel_isa()} kernels), ONNX Runtime {onnxruntime.__version__}, NumPy {np.__version__}")
+    if args.profile:
+        for case in cases:
+            profile(case, rounds, min_seconds)
+        return
     for threads in [int(t) for t in args.threads.split(",")]:
         fastrnn.set_num_threads(threads)
         for spinning in (False, True):

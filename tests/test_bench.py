@@ -98,6 +98,11 @@ def test_the_onnx_runtime_comparison_checks_and_times_a_case():
     assert completed.returncode == 0, completed.stdout + completed.stderr
     rows = [line for line in completed.stdout.splitlines() if line.startswith("window 2x100 LSTM")]
     assert len(rows) == 2 and all(row.split()[-2].endswith("x") for row in rows)   # spinning off, then on
+    profiled = subprocess.run([sys.executable, str(BENCH / "ort.py"), "--quick", "--profile", "--cases", "window"],
+                              capture_output=True, text=True, timeout=120)
+    assert profiled.returncode == 0, profiled.stdout + profiled.stderr
+    assert "recurrent products, 20 steps of 1x100 @ 100x400" in profiled.stdout
+    assert "the whole case" in profiled.stdout
 
 
 def test_the_distributed_benchmark_measures_throughput_and_the_scaling_model():
