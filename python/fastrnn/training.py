@@ -16,6 +16,7 @@ and gets fit, evaluate, predict, save and fastrnn.load. Data is batch-first: x (
 targets y (N, ...); `lengths` (N,) gives each input sequence's valid steps.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -235,8 +236,7 @@ class Model(Layer):
         """Every rank from rank 0's parameters, optimizer state and random generators."""
         if self._parameters is not None:
             distributed.broadcast(self._parameters.values)
-        generators = {name: layer._rng for name, layer in self._named_layers.items()
-                      if isinstance(getattr(layer, "_rng", None), np.random.Generator)}
+        generators = self._layer_generators()
         states = distributed.broadcast_object({"model": self._rng.bit_generator.state,
                                                **{name: rng.bit_generator.state for name, rng in generators.items()},
                                                "optimizer": self.optimizer.state_dict()})
@@ -306,45 +306,48 @@ class Model(Layer):
             distributed.require_same_training(self, x, y, lengths, batch_size, epochs, stateful)
             if distributed.rank != 0:
                 verbose = 0
-            try:
-                self._start_distributed(distributed)
-                self._fit_epochs(x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
-                                 initial_epoch, callbacks, distributed)
-                self._check_identical(distributed)
-            except BaseException as error:
-                distributed.abort(error)
-        else:
-            self._fit_epochs(x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
-                             initial_epoch, callbacks, None)
+        with self._distributed_run(distributed):
+            self.history = History()
+            batches = -(-len(x) // batch_size)
+            for epoch in range(initial_epoch + 1, epochs + 1):
+                self.reset_states()
+                order = self._rng.permutation(len(x)) if shuffle else None
+                progress = Progress(epoch, epochs, batches, verbose)
+                means = _RunningMeans()
+                for batch, rows in enumerate(batch_rows(len(x), batch_size, order), 1):
+                    try:
+                        metrics, weight = self._train_batch(x[rows], y[rows], rows_of(lengths, rows), stateful,
+                                                            distributed)
+                    except FloatingPointError as error:
+                        raise FloatingPointError(f"fit: at epoch {epoch}, batch {batch} of {batches}: "
+                                                 f"{error}") from None
+                    means.add(metrics, weight)
+                    progress.update(means.means())
+                metrics = means.means()
+                if validation_data is not None:
+                    metrics.update({f"val_{name}": value for name, value in
+                                    self.evaluate(*validation_data, distributed=distributed).items()})
+                progress.close(metrics)
+                self.epochs_done = epoch   # before the callbacks: a checkpoint they write counts this epoch
+                for callback in callbacks:   # after the epoch's line, so what they print reads in order
+                    (callback.on_epoch_end if hasattr(callback, "on_epoch_end") else callback)(epoch - 1, metrics)
+                self.history.append(metrics)
+            self.reset_states()
         return self.history
 
-    def _fit_epochs(self, x, y, lengths, epochs, batch_size, shuffle, validation_data, verbose, stateful,
-                    initial_epoch, callbacks, distributed):
-        self.history = History()
-        batches = -(-len(x) // batch_size)
-        for epoch in range(initial_epoch + 1, epochs + 1):
-            self.reset_states()
-            order = self._rng.permutation(len(x)) if shuffle else None
-            progress = Progress(epoch, epochs, batches, verbose)
-            means = _RunningMeans()
-            for batch, rows in enumerate(batch_rows(len(x), batch_size, order), 1):
-                try:
-                    metrics, weight = self._train_batch(x[rows], y[rows], rows_of(lengths, rows), stateful,
-                                                        distributed)
-                except FloatingPointError as error:
-                    raise FloatingPointError(f"fit: at epoch {epoch}, batch {batch} of {batches}: {error}") from None
-                means.add(metrics, weight)
-                progress.update(means.means())
-            metrics = means.means()
-            if validation_data is not None:
-                metrics.update({f"val_{name}": value for name, value in
-                                self.evaluate(*validation_data, distributed=distributed).items()})
-            progress.close(metrics)
-            self.epochs_done = epoch   # before the callbacks: a checkpoint they write counts this epoch
-            for callback in callbacks:   # after the epoch's line, so what they print reads in order
-                (callback.on_epoch_end if hasattr(callback, "on_epoch_end") else callback)(epoch - 1, metrics)
-            self.history.append(metrics)
-        self.reset_states()
+    @contextlib.contextmanager
+    def _distributed_run(self, distributed):
+        """Around fit's epochs: with `distributed`, every rank starts from rank 0's state and they
+        must end identical, and an exception on any rank ends them all (none waits in a collective)."""
+        if distributed is None:
+            yield
+            return
+        try:
+            self._start_distributed(distributed)
+            yield
+            self._check_identical(distributed)
+        except BaseException as error:
+            distributed.abort(error)
 
     def _split_validation(self, data, validation_data, validation_split):
         """(training (x, y, lengths), checked validation (x, y, lengths) or None)."""
@@ -414,11 +417,15 @@ class Model(Layer):
         if self.optimizer is None or loss is None:
             return None
         optimizer = self.optimizer.state_dict()
-        generators = {name: layer._rng.bit_generator.state for name, layer in self._named_layers.items()
-                      if isinstance(getattr(layer, "_rng", None), np.random.Generator)}
+        generators = {name: rng.bit_generator.state for name, rng in self._layer_generators().items()}
         return ({"optimizer": self.optimizer.get_config(), "iterations": optimizer["iterations"], "loss": loss,
                  "epochs_done": self.epochs_done, "generator": self._rng.bit_generator.state,
                  "layer_generators": generators}, optimizer["arrays"])
+
+    def _layer_generators(self):
+        """{layer name: its random generator} of the layers that have one (initialisation, dropout)."""
+        return {name: layer._rng for name, layer in self._named_layers.items()
+                if isinstance(getattr(layer, "_rng", None), np.random.Generator)}
 
     def restore_training_state(self, description, arrays):
         """Compiles the model as training_state() described it and restores that state."""
