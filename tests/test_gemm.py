@@ -1,6 +1,8 @@
 """The packed matrix product of each kernel variant (test hook _core.matmul_float32/64) against
 an exact product, for shapes that leave partial panels, partial row tiles and partial cache
-blocks (depth blocks of 256, row blocks of 60..128 rows), on 1, 2 and 3 threads.
+blocks (depth blocks of 256, row blocks of 60..128 rows), on 1, 2 and 3 threads; and with b
+given as its transpose (as the layers hold W_ih and W_hh), which packs it by transposing
+blocks in registers: bitwise the same product.
 """
 
 import numpy as np
@@ -50,6 +52,9 @@ def test_matches_exact_product_on_any_thread_count(isa, dtype, sizes):
         for threads in (2, 3):
             np.testing.assert_array_equal(HOOKS[dtype](a, b, isa, threads), c,
                                           err_msg=f"{(m, n, k)}, {threads} threads")
+        for threads in (1, 2):
+            np.testing.assert_array_equal(HOOKS[dtype](a, b.T.copy(), isa, threads, b_transposed=True), c,
+                                          err_msg=f"{(m, n, k)}, b transposed, {threads} threads")
     record(f"matmul {np.dtype(dtype).name} {isa} (fraction of error bound)", worst)
 
 
@@ -67,5 +72,7 @@ def test_rejects_bad_shapes_and_thread_counts():
     a, b = np.ones((2, 3)), np.ones((4, 5))
     with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
         _core.matmul_float64(a, b)
+    with pytest.raises(ValueError, match=r"b \(N, K\), got \(2, 3\) and \(3, 5\)"):
+        _core.matmul_float64(a, np.ones((3, 5)), b_transposed=True)
     with pytest.raises(ValueError, match="threads"):
         _core.matmul_float64(a, b.T[:3], "portable", 0)

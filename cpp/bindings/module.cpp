@@ -36,19 +36,21 @@ py::array_t<T> activation(const std::string& which, const py::object& x_object, 
 }
 
 template <class T> py::array_t<T> matmul(const py::object& a_object, const py::object& b_object, const std::string& isa,
-                                         int threads) {
+                                         int threads, bool b_transposed) {
     const Matrix<T> a = float_array<T>(a_object, "a"), b = float_array<T>(b_object, "b");
-    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
-        throw py::value_error("matmul: expected a (M, K) and b (K, N), got " + shape_text(a) + " and " + shape_text(b));
+    const int b_depth_axis = b_transposed ? 1 : 0;
+    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(b_depth_axis))
+        throw py::value_error(std::string("matmul: expected a (M, K) and b ") + (b_transposed ? "(N, K)" : "(K, N)") +
+                              ", got " + shape_text(a) + " and " + shape_text(b));
     if (threads < 1 || threads > kMaxThreads)
         throw py::value_error("threads: expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
-    const Index m = a.shape(0), k = a.shape(1), n = b.shape(1);
+    const Index m = a.shape(0), k = a.shape(1), n = b.shape(1 - b_depth_axis);
     py::array_t<T> c({m, n});
     const KernelTable<T>& table = table_for<T>(isa);
     T* out = c.mutable_data();
     {
         py::gil_scoped_release release;
-        table.matmul(out, a.data(), b.data(), m, n, k, threads);
+        table.matmul(out, a.data(), b.data(), b_transposed, m, n, k, threads);
     }
     return c;
 }
@@ -87,8 +89,10 @@ PYBIND11_MODULE(_core, m) {
     }, "(name, available on this CPU, tests only) of every kernel variant this build has, best first.");
     m.def("activation_float32", &activation<float>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
     m.def("activation_float64", &activation<double>, py::arg("which"), py::arg("x"), py::arg("isa") = "auto");
-    m.def("matmul_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
-    m.def("matmul_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1);
+    m.def("matmul_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1,
+          py::arg("b_transposed") = false);
+    m.def("matmul_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("isa") = "auto", py::arg("threads") = 1,
+          py::arg("b_transposed") = false);
     // fastrnn's import warns with it (a misspelt FASTRNN_ISA would otherwise leave the user
     // believing the variant they named runs).
     m.def("ignored_isa_request", [] {

@@ -39,6 +39,24 @@ struct PaddedRows {
     bool padded(Index row) const { return lengths && row / batch >= lengths[row % batch]; }
 };
 
+// One panel (the first `count` <= panel width columns) of a source whose columns are contiguous:
+// column c is source[c * ld + k] for k < depth. Blocks of lanes x lanes are transposed in
+// registers; lanes past `count` are zero.
+template <class T> void pack_transposed_panel(T* panel, const T* source, Index ld, Index depth, Index count) {
+    constexpr int lanes = Simd<T>::lanes, width = panel_width<T>();
+    for (Index k = 0; k < depth; k += lanes) {
+        const Index rows = min_of<Index>(lanes, depth - k);
+        for (int half = 0; half < width; half += lanes) {
+            Vec<T> block[lanes];   // in registers: every loop over it is unrolled
+#pragma GCC unroll 16
+            for (int c = 0; c < lanes; ++c)
+                block[c] = half + c < count ? load_lanes(source + (half + c) * ld + k, rows) : Vec<T>{};
+            transpose_lanes<T>(block);
+            for (Index r = 0; r < rows; ++r) store(panel + (k + r) * width + half, block[r]);
+        }
+    }
+}
+
 // Packs source [depth, columns] into consecutive panels of `depth` rows starting at packed;
 // lanes past the last column are zero. Source rows depth_begin + k that `padding` marks are
 // packed as zeros. Every panel row is written whole with vector moves (a row-wise zero fill of
@@ -59,6 +77,8 @@ void pack_b(T* packed, MatrixView<T> source, Index depth, Index columns, PaddedR
                 store(out, padded ? Vec<T>{} : load_lanes(in, low));
                 store(out + lanes, padded || high == 0 ? Vec<T>{} : load_lanes(in + lanes, high));
             }
+        } else if (source.row_stride == 1 && !padding.lengths) {
+            pack_transposed_panel(panel, source.data + first * source.col_stride, source.col_stride, depth, count);
         } else {
             if (count < width) std::memset(panel, 0, depth * width * sizeof(T));
             for (Index c = 0; c < count; ++c) {

@@ -137,11 +137,11 @@ void linear_backward(T* dx, T* grad_w, T* grad_b, const T* dy, const T* x, const
     parallel_run(threads, job_of(run, 4.0 * double(m) * double(n) * double(k)));
 }
 
-// c[M, N] = a[M, K] b[K, N] (all row-major): the GEMM on its own, for tests.
+// c[M, N] = a[M, K] b[K, N]: the GEMM on its own, for tests.
 template <class T> struct MatmulRun {
     T* c;
     const T* a;
-    const T* b;
+    MatrixView<T> b;
     Index m, n, k;
     T* scratch;
     Index scratch_size;
@@ -149,15 +149,16 @@ template <class T> struct MatmulRun {
 
     Index items(Index phase) const { return phase == 0 ? rows.parts : -1; }
     void run_item(Index, Index item, int thread) {
-        gemm_rows(ProductOutput<T>{c, n, false, nullptr}, MatrixView<T>{a, k, 1}, MatrixView<T>{b, n, 1}, rows[item].begin,
+        gemm_rows(ProductOutput<T>{c, n, false, nullptr}, MatrixView<T>{a, k, 1}, b, rows[item].begin,
                   rows[item].end, n, k, scratch + thread * scratch_size);
     }
 };
 
-template <class T> void matmul(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads) {
+template <class T> void matmul(T* c, const T* a, const T* b, bool b_transposed, Index m, Index n, Index k, int threads) {
     const Index scratch_size = gemm_scratch_size<T>(n);
     T* scratch = new T[static_cast<std::size_t>(scratch_size * threads)];
-    MatmulRun<T> run{c, a, b, m, n, k, scratch, scratch_size, Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread))};
+    const MatrixView<T> b_view = b_transposed ? MatrixView<T>{b, 1, k} : MatrixView<T>{b, n, 1};
+    MatmulRun<T> run{c, a, b_view, m, n, k, scratch, scratch_size, Parts(m, kTileRows, max_parts(threads, kProductPartsPerThread))};
     parallel_run(threads, job_of(run, 2.0 * double(m) * double(n) * double(k)));
     delete[] scratch;
 }

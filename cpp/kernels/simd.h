@@ -85,19 +85,26 @@ template <class T> inline void generic_store_partial(T* destination, Vec<T> v, I
     }
 }
 
-// Lane i of the result: a[i] + a[i + Half] where bit Half of i is clear, b[i - Half] + b[i]
-// where it is set; one level of sum_each's tree.
+// One level of sum_each's tree and of transpose_lanes: lane i of `low` is a[i] where bit Half of
+// i is clear, b[i - Half] where it is set; lane i of `high` is a[i + Half] where clear, b[i] where set.
+template <class T> struct LanePair {
+    Vec<T> low, high;
+};
 template <class T, int Half, std::size_t... Lane>
-inline Vec<T> fold_halves(Vec<T> a, Vec<T> b, std::index_sequence<Lane...>) {
+inline LanePair<T> interleave_blocks(Vec<T> a, Vec<T> b, std::index_sequence<Lane...>) {
     constexpr int lanes = Simd<T>::lanes;
-    const Vec<T> low = __builtin_shufflevector(a, b, ((Lane & Half) ? lanes + Lane - Half : Lane)...);
-    const Vec<T> high = __builtin_shufflevector(a, b, ((Lane & Half) ? lanes + Lane : Lane + Half)...);
-    return low + high;
+    return {__builtin_shufflevector(a, b, ((Lane & Half) ? lanes + Lane - Half : Lane)...),
+            __builtin_shufflevector(a, b, ((Lane & Half) ? lanes + Lane : Lane + Half)...)};
+}
+
+template <class T, int Half> inline Vec<T> fold_halves(Vec<T> a, Vec<T> b) {
+    const LanePair<T> pair = interleave_blocks<T, Half>(a, b, std::make_index_sequence<Simd<T>::lanes>{});
+    return pair.low + pair.high;
 }
 
 template <class T, int Half> inline void fold_level(Vec<T>* v) {
     for (int k = 0; k < Half; ++k)
-        v[k] = fold_halves<T, Half>(v[k], v[k + Half], std::make_index_sequence<Simd<T>::lanes>{});
+        v[k] = fold_halves<T, Half>(v[k], v[k + Half]);
     if constexpr (Half > 1) fold_level<T, Half / 2>(v);
 }
 
@@ -109,4 +116,17 @@ template <class T> inline Vec<T> generic_sum_each(const Vec<T>* v) {
     for (int j = 0; j < lanes; ++j) work[j] = v[j];
     fold_level<T, lanes / 2>(work);
     return work[0];
+}
+
+// v[i][j] becomes v[j][i] for the `lanes` vectors v[0..lanes): log2(lanes) levels of
+// interleave_blocks, each on pairs of vectors Half apart.
+template <class T, int Half = Simd<T>::lanes / 2> inline void transpose_lanes(Vec<T>* v) {
+#pragma GCC unroll 16
+    for (int i = 0; i < Simd<T>::lanes; ++i) {
+        if (i & Half) continue;
+        const LanePair<T> pair = interleave_blocks<T, Half>(v[i], v[i + Half], std::make_index_sequence<Simd<T>::lanes>{});
+        v[i] = pair.low;
+        v[i + Half] = pair.high;
+    }
+    if constexpr (Half > 1) transpose_lanes<T, Half / 2>(v);
 }

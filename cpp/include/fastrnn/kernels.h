@@ -89,9 +89,10 @@ template <class T> struct KernelTable {
                             Index k, T* scratch, int threads);
 
     // For tests: the vectorised activations (0 sigmoid, 1 tanh, 2 exp, 3 expm1) and the packed
-    // matrix product c[M, N] = a[M, K] * b[K, N] on `threads` threads, all row-major.
+    // matrix product c[M, N] = a[M, K] * b[K, N] on `threads` threads, all row-major; with
+    // b_transposed, b holds b^T [N, K] row-major, read column by column as W_ih and W_hh are.
     void (*activation)(int which, const T* x, T* out, Index count);
-    void (*matmul)(T* c, const T* a, const T* b, Index m, Index n, Index k, int threads);
+    void (*matmul)(T* c, const T* a, const T* b, bool b_transposed, Index m, Index n, Index k, int threads);
 };
 
 // The one table of kernel variants (dispatch.cpp): each instruction set this build has, best
