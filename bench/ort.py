@@ -14,10 +14,15 @@ Checks first: ONNX Runtime's outputs equal fastrnn's within 1e-4 on every case.
 thread: the input projections (one product over all steps per layer), the recurrent products
 (the same flops as T products of B rows: timed as T separate products, and as one product of
 T*B rows, what they would cost without the time loop), and the gate activations (sigmoid and
-tanh over every step's gates). fastrnn's phases run through its kernels' test hooks
-(_core.matmul_float32, which packs B on every call, and _core.activation_float32); ONNX
-Runtime's as one-operator graphs (MatMul with the weights as a constant, as its LSTM holds
-them; Sigmoid; Tanh). GFLOP/s against the machine's one-thread SGEMM (OpenBLAS) is the roof.
+tanh over every step's gates). fastrnn's phases run through the kernels its layers use, on the
+weights as the layers hold them ([gates, inputs], read in place or packed on every call): the
+projections and the products of a batch of one or two rows through _core.linear_forward_float32
+(dot products on the weights for up to 16 rows, else a product that packs them), the recurrent
+products of larger batches through the test hook _core.matmul_float32 on W_hh^T (read in place
+up to 16 rows, packed on every call above: the layer packs once per call), the activations
+through _core.activation_float32. ONNX Runtime's run as one-operator graphs (MatMul with the
+weights as a constant, packed once when the session loads, as its LSTM holds them; Sigmoid;
+Tanh). The roof is OpenBLAS's SGEMM on one thread, with its own choice of kernel for this CPU.
 
     python bench/ort.py [--quick] [--threads 1,2] [--cases PATTERN,...] [--profile]
 """
@@ -31,6 +36,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import timing  # noqa: E402
 from timing import cpu_model, time_interleaved  # noqa: E402
 
 import fastrnn  # noqa: E402
@@ -106,7 +112,7 @@ class Contenders:
         return np.concatenate(ys, axis=1)
 
 
-def profile(case, rounds, min_seconds):
+def profile(case, rounds, min_seconds, roof):
     """Per-phase times of `case`'s forward in fastrnn and ONNX Runtime, one thread each."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -132,16 +138,18 @@ def profile(case, rounds, min_seconds):
     phases = []   # (name, flops, fastrnn callable, ORT callable)
     for depth in range(case.num_layers):
         inputs = case.input_size if depth == 0 else H
-        x, w = rng.standard_normal((T * B, inputs), np.float32), rng.standard_normal((inputs, G * H), np.float32)
-        run = onnx_op("MatMul", x.shape, w)
+        x, w = rng.standard_normal((T * B, inputs), np.float32), rng.standard_normal((G * H, inputs), np.float32)
+        run = onnx_op("MatMul", x.shape, np.ascontiguousarray(w.T))
         phases.append((f"layer {depth}: input projection ({T * B}x{inputs} @ {inputs}x{G * H})",
-                       2 * T * B * inputs * G * H, lambda x=x, w=w: _core.matmul_float32(x, w),
+                       2 * T * B * inputs * G * H, lambda x=x, w=w: _core.linear_forward_float32(x, w, None),
                        lambda x=x, run=run: run(x)))
-    h, r = rng.standard_normal((B, H), np.float32), rng.standard_normal((H, G * H), np.float32)
+    h, w_hh = rng.standard_normal((B, H), np.float32), rng.standard_normal((G * H, H), np.float32)
+    r = np.ascontiguousarray(w_hh.T)
     step = onnx_op("MatMul", h.shape, r)
     flops = 2 * T * B * H * G * H * case.num_layers
+    product = (lambda: _core.linear_forward_float32(h, w_hh, None)) if B <= 2 else (lambda: _core.matmul_float32(h, r))
     phases.append((f"recurrent products, {T * case.num_layers} steps of {B}x{H} @ {H}x{G * H}", flops,
-                   lambda: [_core.matmul_float32(h, r) for _ in range(T * case.num_layers)],
+                   lambda: [product() for _ in range(T * case.num_layers)],
                    lambda: [step(h) for _ in range(T * case.num_layers)]))
     rows = rng.standard_normal((T * B, H), np.float32)
     whole = onnx_op("MatMul", rows.shape, r)
@@ -156,10 +164,9 @@ def profile(case, rounds, min_seconds):
                             _core.activation_float32("tanh", tanh_values)),
                    lambda: (sigmoid(sigmoid_values), tanh(tanh_values))))
     contenders = Contenders(case, 1, False)
-    fastrnn.set_num_threads(1)
     whole_case = time_interleaved({"fastrnn": contenders.fastrnn, "ort": contenders.onnx_runtime}, rounds, min_seconds)
 
-    print(f"\n{case.name}, 1 thread each, phase by phase (ms; GFLOP/s):")
+    print(f"\n{case.name}, 1 thread each, phase by phase (ms; GFLOP/s, the roof: {roof:.0f}):")
     print(f"{'phase':66} {'fastrnn':>16} {'ONNX Runtime':>16}")
     for name, flops, ours, theirs in phases:
         times = time_interleaved({"fastrnn": ours, "ort": theirs}, rounds, min_seconds)
@@ -183,8 +190,12 @@ def main():
     print(f"CPU: {cpu_model()}; fastrnn {fastrnn.__version__} "
           f"({fastrnn.kernel_isa()} kernels), ONNX Runtime {onnxruntime.__version__}, NumPy {np.__version__}")
     if args.profile:
+        fastrnn.set_num_threads(1)
+        roof = timing.roof(rounds, threads=1)
+        print(f"Roof: OpenBLAS SGEMM 2048x2048 float32 on one thread, {roof['openblas_core']} kernels: "
+              f"{roof['gflops']:.0f} GFLOP/s")
         for case in cases:
-            profile(case, rounds, min_seconds)
+            profile(case, rounds, min_seconds, roof["gflops"])
         return
     for threads in [int(t) for t in args.threads.split(",")]:
         fastrnn.set_num_threads(threads)

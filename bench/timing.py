@@ -82,12 +82,14 @@ def openblas_core():
     return cores[0] if cores else None
 
 
-def roof(rounds):
+def roof(rounds, threads=None):
     """{"gflops", "openblas_core"}: sgemm_gflops in a fresh process without the variables above,
-    with this process's thread counts."""
+    with this process's thread counts or `threads`."""
     code = ("import json, sys; sys.path.insert(0, {bench!r}); import timing; "
             "print(json.dumps({{'gflops': timing.sgemm_gflops({rounds}), 'openblas_core': timing.openblas_core()}}))")
     env = {name: value for name, value in os.environ.items() if name not in OPENBLAS_KERNEL_VARIABLES}
+    if threads:
+        env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")})
     completed = subprocess.run([sys.executable, "-c", code.format(bench=os.path.dirname(__file__), rounds=rounds)],
                                env=env, capture_output=True, text=True, check=True)
     return json.loads(completed.stdout)
