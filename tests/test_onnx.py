@@ -16,6 +16,7 @@ import pytest
 import fastrnn
 from fastrnn import GRU, LSTM, RNN, Dense, Dropout, Embedding, LastStep, OneHot, ReLU, Sequential, Tanh
 from fastrnn.demos import charlm
+from support import record
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (the onnx extra)")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the test extra)")
@@ -57,6 +58,17 @@ def inputs_for(model, first, batch, steps, rng):
         return rng.standard_normal((batch, steps, model.layers[0].input_size if model.layers[0].recurrent
                                     else model.layers[0].in_features)).astype(model.dtype)
     return rng.integers(0, CLASSES, (batch, steps))
+
+
+def layer_kind(model):
+    """The recurrent layer's kind, as the closing notes report parity: rnn_tanh, rnn_relu, lstm,
+    gru (linear_before_reset) or gru_reset_first."""
+    layer = next(layer for _, layer in recurrent_layers(model))
+    if isinstance(layer, RNN):
+        return f"rnn_{layer.nonlinearity}"
+    if isinstance(layer, GRU):
+        return "gru" if layer.linear_before_reset else "gru_reset_first"
+    return "lstm"
 
 
 def recurrent_layers(model):
@@ -129,10 +141,13 @@ def test_onnx_runtime_computes_what_predict_does(seed):
         expected = model.run(x, lengths, states)
         got = run_in_runtime(proto, {"x": x, **({"lengths": lengths} if with_lengths else {}), **state_feeds})
         np.testing.assert_allclose(got["y"], expected, rtol=1e-5, atol=1e-5)
+        worst = np.abs(got["y"] - expected).max()
         for index, layer in recurrent_layers(model) if with_states else []:
             final = states[index] if isinstance(layer, LSTM) else (states[index],)
             for name, part in zip("hc", final):
                 np.testing.assert_allclose(got[f"{name}n_{index}"], part, rtol=1e-5, atol=1e-5)
+                worst = max(worst, np.abs(got[f"{name}n_{index}"] - part).max())
+        record(f"onnx {layer_kind(model)} float32: ONNX Runtime vs predict (max |difference|)", float(worst))
 
 
 @pytest.mark.parametrize("seed", range(12))
