@@ -39,28 +39,12 @@ struct PaddedRows {
     bool padded(Index row) const { return lengths && row / batch >= lengths[row % batch]; }
 };
 
-// One panel (the first `count` <= panel width columns) of a source whose columns are contiguous:
-// column c is source[c * ld + k] for k < depth. Blocks of lanes x lanes are transposed in
-// registers; lanes past `count` are zero.
-template <class T> void pack_transposed_panel(T* panel, const T* source, Index ld, Index depth, Index count) {
-    constexpr int lanes = Simd<T>::lanes, width = panel_width<T>();
-    for (Index k = 0; k < depth; k += lanes) {
-        const Index rows = min_of<Index>(lanes, depth - k);
-        for (int half = 0; half < width; half += lanes) {
-            Vec<T> block[lanes];   // in registers: every loop over it is unrolled
-#pragma GCC unroll 16
-            for (int c = 0; c < lanes; ++c)
-                block[c] = half + c < count ? load_lanes(source + (half + c) * ld + k, rows) : Vec<T>{};
-            transpose_lanes<T>(block);
-            for (Index r = 0; r < rows; ++r) store(panel + (k + r) * width + half, block[r]);
-        }
-    }
-}
-
 // Packs source [depth, columns] into consecutive panels of `depth` rows starting at packed;
 // lanes past the last column are zero. Source rows depth_begin + k that `padding` marks are
-// packed as zeros. Every panel row is written whole with vector moves (a row-wise zero fill of
-// the lanes past the last column would become a string store per row, slow to start).
+// packed as zeros. The source's rows are contiguous (col_stride 1: x, the states, dgates) or its
+// columns are (row_stride 1: W_ih^T, W_hh^T as the layers hold them, transposed block by block in
+// registers). Every panel row is written whole with vector moves (a row-wise zero fill of the
+// lanes past the last column would become a string store per row, slow to start).
 template <class T>
 void pack_b(T* packed, MatrixView<T> source, Index depth, Index columns, PaddedRows padding = {},
             Index depth_begin = 0) {
@@ -77,13 +61,19 @@ void pack_b(T* packed, MatrixView<T> source, Index depth, Index columns, PaddedR
                 store(out, padded ? Vec<T>{} : load_lanes(in, low));
                 store(out + lanes, padded || high == 0 ? Vec<T>{} : load_lanes(in + lanes, high));
             }
-        } else if (source.row_stride == 1 && !padding.lengths) {
-            pack_transposed_panel(panel, source.data + first * source.col_stride, source.col_stride, depth, count);
-        } else {
-            if (count < width) std::memset(panel, 0, depth * width * sizeof(T));
-            for (Index c = 0; c < count; ++c) {
-                const T* in = &source(0, first + c);
-                for (Index k = 0; k < depth; ++k) panel[k * width + c] = in[k * source.row_stride];
+            continue;
+        }
+        const T* column = source.data + first * source.col_stride;   // row_stride is 1
+        for (Index k = 0; k < depth; k += lanes) {
+            const Index rows = min_of<Index>(lanes, depth - k);
+            for (int half = 0; half < width; half += lanes) {
+                Vec<T> block[lanes];   // in registers: every loop over it is unrolled
+#pragma GCC unroll 16
+                for (int c = 0; c < lanes; ++c)
+                    block[c] = half + c < count ? load_lanes(column + (half + c) * source.col_stride + k, rows) : Vec<T>{};
+                transpose_lanes<T>(block);
+                for (Index r = 0; r < rows; ++r)
+                    store(panel + (k + r) * width + half, padding.padded(depth_begin + k + r) ? Vec<T>{} : block[r]);
             }
         }
     }
